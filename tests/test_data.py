@@ -145,8 +145,23 @@ def test_same_pair_in_train_and_test_is_a_problem(tmp_path, trees):
     root = tmp_path / "leak"
     shutil.copytree(trees["cufs", "lists"], root)
     with open(root / "cufs_test.txt", "a") as f: f.write("AR/photos/1.jpg||AR/sketches/1.jpg\n")
+    with open(root / "cufs_train.txt", "a") as f: f.write("AR/photos/2.jpg||AR/sketches/2.jpg\n")
     d, warned = quiet_load(root)
-    assert any("both train and test" in p for p in d.report.problems)
+    assert any("1 pair(s) are in both train and test (AR/photos/1.jpg)" in p for p in d.report.problems)
+    assert any("listed twice in the same split: AR/photos/2.jpg (train)" in p for p in d.report.problems)
+
+def test_a_folder_called_like_a_data_set_is_a_folder(tmp_path, monkeypatch, capsys):
+    make_fake_tree(tmp_path / "cufs", "lists", "cufs", distinct=2)
+    monkeypatch.chdir(tmp_path)
+    assert data_cmd("cufs", json=True) == 0
+    assert json.loads(capsys.readouterr().out)["splits"] == {"train": 268, "test": 338}
+
+def test_flat_list_paths_have_no_subset(tmp_path):
+    root = make_fake_tree(tmp_path / "src", "folders", counts={"x": (2, 2)}, distinct=1) / "x"
+    (root / "train.txt").write_text("photos/1.jpg||sketches/1.jpg\nphotos/2.jpg||sketches/2.jpg\n")
+    (root / "test.txt").write_text("photos/3.jpg||sketches/3.jpg\n")
+    d = load_dataset(root)
+    assert d.report.layout == "lists" and counts(d) == {"all": (2, 1)} and d.train.records[0][3] == "1"
 
 # ------------------------------------------------------------------ bad input: one clear UserError each
 
@@ -378,6 +393,12 @@ def test_synthetic_is_imported_lazily(monkeypatch):
     assert calls == {"seed": 4, "n_train": 5}
     assert d.report.layout == "synthetic" and d.report.splits == {"train": 5, "test": 7}
     assert len(d.val) == 2 and len(d.photo_pool) == 9
+
+def test_data_does_not_import_synthetic():
+    import subprocess
+    code = "import sys, ktsketch.data; print('ktsketch.synthetic' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert r.stdout.strip() == "False"
 
 def test_synthetic_missing_module_is_a_user_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ktsketch.synthetic", None)     # import fails as if the file were missing
