@@ -160,3 +160,13 @@ def test_stop_hook_stops_after_the_step_and_keeps_a_checkpoint(pairs, tmp_path):
     tr.callbacks = []
     tr.fit()   # fit again continues to config.steps
     assert tr.step == 10 and not tr.stopped
+
+def test_pool_extension_trains_encoders_on_unpaired_images(pairs, teachers, tmp_path):
+    pools = (torch.rand(5, 3, 32, 32) * 2 - 1, [dict(image=torch.rand(1, 32, 32) * 2 - 1) for _ in range(5)])
+    with pytest.raises(UserError, match="pools"): Trainer(tiny("pixel", lambda_pool=1.0), pairs, teachers=teachers)
+    cfg = tiny("pixel", lambda_pool=1.0, steps=4)
+    straight = Trainer(cfg, pairs, teachers=teachers, pools=pools).fit()
+    assert {"pool_G", "pool_F"} <= set(straight.history[-1]) and set(straight.adapters) == {"G_enc", "F_enc"}
+    half = Trainer(cfg, pairs, teachers=teachers, pools=pools, out_dir=tmp_path).fit(2)
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", pairs, teachers=teachers, pools=pools).fit()
+    assert resumed.history == straight.history
