@@ -1,0 +1,88 @@
+"""The command line end to end, as a user runs it: the demo, train, translate, and every user error."""
+from __future__ import annotations
+import json
+from pathlib import Path
+import pytest
+from conftest import run_cli
+
+TINY = ["--size", "32", "--steps", "2", "--teacher_steps", "2", "--pool", "16", "--pairs", "4", "--test_pairs", "8",
+        "--device", "cpu"]
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    r = run_cli("demo", "--quick", "--out", out, *TINY)
+    return out, r
+
+def test_demo_writes_metrics_report_checkpoints_and_pngs(demo_run):
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["variants"]) == {"pixel", "kt"}
+    for v in m["variants"].values():
+        for d in ("p2s", "s2p"):
+            assert {"fsim", "ssim", "nlda"} <= set(v[d])
+            assert 0 < v[d]["fsim"] <= 1 and -1 <= v[d]["ssim"] <= 1 and 0 <= v[d]["nlda"] <= 1
+    assert m["train_pairs"] == 4 and m["test_pairs"] == 8 and m["device"] == "cpu" and m["seconds"] > 0
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') >= 2 and "pixel" in page and "kt" in page
+    assert (out / "teachers" / "photo_teacher.pt").is_file() and (out / "kt" / "checkpoint.pt").is_file()
+    assert len(list((out / "kt" / "test" / "sketches").glob("*.png"))) == 8
+    assert "report:" in r.stdout and "kt" in r.stdout
+
+def test_demo_is_repeatable_on_cpu(demo_run, tmp_path):
+    out, _ = demo_run
+    r = run_cli("demo", "--quick", "--out", tmp_path / "again", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = json.loads((out / "metrics.json").read_text())["variants"]
+    b = json.loads((tmp_path / "again" / "metrics.json").read_text())["variants"]
+    assert a == b
+
+def test_demo_never_overwrites_a_run(demo_run):
+    out, _ = demo_run
+    before = (out / "metrics.json").read_bytes()
+    r = run_cli("demo", "--quick", "--out", out, *TINY)
+    assert r.returncode == 2 and "holds an earlier run" in r.stderr
+    assert (out / "metrics.json").read_bytes() == before
+
+def test_translate_a_folder_with_the_demo_run(demo_run, tmp_path):
+    out, _ = demo_run
+    src = out / "kt" / "test" / "photos"     # the demo's synthesized photos make handy inputs
+    r = run_cli("translate", src, "--checkpoint", out / "kt", "--direction", "p2s", "--out", tmp_path / "sk", "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    made = sorted(p.name for p in (tmp_path / "sk").glob("*.png"))
+    assert made == sorted(p.name for p in src.glob("*.png"))
+    from PIL import Image
+    im = Image.open(tmp_path / "sk" / made[0])
+    assert im.size == (200, 250) and im.mode == "L"
+
+@pytest.mark.parametrize("args,needle", [
+    (["demo", "--device", "cuda"] if not __import__("torch").cuda.is_available() else ["demo", "--device", "tpu"], "device"),
+    (["demo", "--size", "30"], "divisible by 8"),
+    (["demo", "--test_pairs", "2"], "at least 4"),
+    (["demo", "--steps", "many"], "invalid int value"),
+    (["train", "--preset", "kt"], "--out is required"),
+    (["train", "--preset", "magic", "--out", "x"], "expected one of"),
+    (["train", "--data", "/no/such/folder", "--out", "x"], "/no/such/folder"),
+    (["train", "--preset", "pixel", "--out", "x", "--epochs", "2", "--steps", "3"], "not both"),
+    (["train", "--out", "/tmp/ktsketch-no-run-here", "--resume"], "nothing to resume"),
+    (["translate", "a.png", "--out", "o"], "--checkpoint is required"),
+    (["translate", "a.png", "--checkpoint", "/no/run", "--out", "o"], "/no/run"),
+    (["translate", "a.png", "--checkpoint", ".", "--direction", "up", "--out", "o"], "expected p2s or s2p"),
+])
+def test_user_errors(args, needle, tmp_path):
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+def test_translate_reports_a_demo_folder_with_two_runs(demo_run, tmp_path):
+    out, _ = demo_run
+    r = run_cli("translate", out / "kt" / "test" / "photos", "--checkpoint", out, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "holds several runs" in r.stderr
+
+def test_every_command_explains_itself():
+    from ktsketch.cli import COMMANDS
+    for name in COMMANDS:
+        r = run_cli(name, "--help")
+        assert r.returncode == 0 and "usage: ktsketch " + name in r.stdout, (name, r.stderr[-1000:])
