@@ -8,10 +8,18 @@ import torch.nn as nn
 from conftest import run_cli
 from ktsketch.core import UserError
 from ktsketch.teachers import (Teacher, train_teacher, pretrain_teachers, freeze, save_teacher, load_teacher,
-                               load_vgg19_encoder, default_vgg19_path, FULL_WIDTHS, SMALL_WIDTHS, VGG19_FILE)
+                               load_vgg19_encoder, default_vgg19_path, vgg19_conv_indices, FULL_WIDTHS, SMALL_WIDTHS,
+                               VGG19_FILE, VGG19_FILES)
 from ktsketch.students import Student, Adapter, UNetGenerator, PatchDiscriminator, model_cost
 
 TINY = (4, 8, 8, 16)
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    "2 torch threads on 2 shared cores run up to 20x slower than 1."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 class Pool(torch.utils.data.Dataset):
     "A stand-in unpaired pool of dict(image=...) items."
@@ -37,7 +45,7 @@ def test_teacher_levels(in_ch, out_ch):
 
 def test_full_teacher_levels_and_vgg_layout():
     t = Teacher(3, 3)
-    convs = [c for blk in t.encoder.blocks for c in blk]
+    convs = [c.conv for blk in t.encoder.blocks for c in blk]
     assert [c.out_channels for c in convs] == [64] * 2 + [128] * 2 + [256] * 4 + [512] * 4
     with torch.no_grad(): _check_levels(t.eval(), torch.randn(1, 3, 32, 32), FULL_WIDTHS)
 
@@ -126,21 +134,28 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(UserError): load_teacher(tmp_path / "junk.pt")
 
-def test_vgg19_mapping_with_fake_local_file(tmp_path):
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_vgg19_mapping_with_fake_local_file(tmp_path, norm):
     torchvision = pytest.importorskip("torchvision")
-    vgg = torchvision.models.vgg19(weights=None).eval()          # random weights, no download
-    path = tmp_path / VGG19_FILE
+    bn = norm == "batch"
+    vgg = (torchvision.models.vgg19_bn if bn else torchvision.models.vgg19)(weights=None).eval()   # random, no download
+    for m in vgg.modules():
+        if isinstance(m, nn.BatchNorm2d): m.running_mean.uniform_(-0.1, 0.1); m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / VGG19_FILES[norm]
     torch.save(vgg.state_dict(), path)
-    t = load_vgg19_encoder(Teacher(3, 1), path)
+    t = load_vgg19_encoder(Teacher(3, 1, norm=norm), path)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1); std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    ends = [vgg19_conv_indices(bn)[k] + (3 if bn else 2) for k in (0, 2, 4, 8)]       # relu1_1 .. relu4_1
     with torch.no_grad():
         ours = t.encode(x)
-        theirs = [vgg.features[:k + 1]((((x + 1) / 2) - mean) / std) for k in (1, 6, 11, 20)]
+        theirs = [vgg.features[:e]((((x + 1) / 2) - mean) / std) for e in ends]
     for a, b in zip(ours, theirs): torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert not any(p.requires_grad for p in t.encoder.parameters())
+    before = {k: v.clone() for k, v in t.encoder.state_dict().items()}
     hist = train_teacher(t, Pool(4, 1, 16), steps=1, batch_size=2, progress=False)    # only the decoder trains
     assert len(hist) == 1
+    assert all(torch.equal(v, t.encoder.state_dict()[k]) for k, v in before.items())   # batch-norm statistics too
     # the normalisation and the flag survive a save/load round trip
     again = load_teacher(save_teacher(t, tmp_path / "vgg_teacher.pt"))
     assert again.config.get("vgg19") is True
@@ -150,9 +165,11 @@ def test_vgg19_missing_file_names_the_path(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / VGG19_FILE
     with pytest.raises(UserError, match="nowhere"): load_vgg19_encoder(Teacher(3, 3), missing)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    with pytest.raises(UserError) as e: load_vgg19_encoder(Teacher(3, 3))
+    with pytest.raises(UserError) as e: load_vgg19_encoder(Teacher(3, 3, norm="none"))
     assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / VGG19_FILE) in str(e.value)
     assert default_vgg19_path() == tmp_path / "torch_home" / "hub" / "checkpoints" / VGG19_FILE
+    with pytest.raises(UserError) as e: load_vgg19_encoder(Teacher(3, 3, norm="batch"))
+    assert "vgg19_bn-c79401a0.pth" in str(e.value)
     with pytest.raises(UserError, match="widths"): load_vgg19_encoder(Teacher(3, 3, SMALL_WIDTHS), missing)
     with pytest.raises(UserError, match=r"Teacher\(3, 1\)"): load_vgg19_encoder(Teacher(1, 1), missing)
 
@@ -164,7 +181,7 @@ def test_model_cost_counts_macs():
     assert t["macs"] >= 10 * s["macs"]
 
 def test_bench_command_json():
-    r = run_cli("bench", "--size", "64", "--device", "cpu", "--json", timeout=300)
+    r = run_cli("bench", "--size", "64", "--device", "cpu", "--threads", "1", "--json", timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["size"] == 64 and out["device"] == "cpu"
