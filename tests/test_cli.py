@@ -70,19 +70,24 @@ def test_translate_a_folder_with_the_demo_run(demo_run, tmp_path):
     (["translate", "a.png", "--checkpoint", "/no/run", "--out", "o"], "/no/run"),
     (["translate", "a.png", "--checkpoint", ".", "--direction", "up", "--out", "o"], "expected p2s or s2p"),
 ])
-def test_user_errors(args, needle, tmp_path):
-    r = run_cli(*args, cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
-    assert needle in r.stderr and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+def test_user_errors(args, needle, tmp_path, monkeypatch, capsys):
+    "In-process (the console script is `sys.exit(main())`, checked by subprocess in test_package.py)."
+    from ktsketch.cli import main
+    monkeypatch.chdir(tmp_path)
+    status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2, err[-2000:]
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
 
 def test_translate_reports_a_demo_folder_with_two_runs(demo_run, tmp_path):
     out, _ = demo_run
     r = run_cli("translate", out / "kt" / "test" / "photos", "--checkpoint", out, "--out", tmp_path / "o")
     assert r.returncode == 2 and "holds several runs" in r.stderr
 
-def test_every_command_explains_itself():
-    from ktsketch.cli import COMMANDS
+def test_every_command_explains_itself(capsys):
+    from ktsketch.cli import COMMANDS, main
     for name in COMMANDS:
-        r = run_cli(name, "--help")
-        assert r.returncode == 0 and "usage: ktsketch " + name in r.stdout, (name, r.stderr[-1000:])
+        assert main([name, "--help"]) == 0, name
+        out = capsys.readouterr().out
+        assert "usage: ktsketch " + name in out and "--" in out, (name, out[-500:])
