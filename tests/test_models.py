@@ -10,7 +10,7 @@ from ktsketch.core import UserError
 from ktsketch.teachers import (Teacher, train_teacher, pretrain_teachers, freeze, save_teacher, load_teacher,
                                load_vgg19_encoder, default_vgg19_path, vgg19_conv_indices, FULL_WIDTHS, SMALL_WIDTHS,
                                VGG19_FILE, VGG19_FILES)
-from ktsketch.students import Student, Adapter, UNetGenerator, PatchDiscriminator, model_cost
+from ktsketch.students import Student, Adapter, UNetGenerator, PatchDiscriminator, model_cost, count_macs, STUDENT_WIDTHS
 
 TINY = (4, 8, 8, 16)
 
@@ -57,7 +57,8 @@ def test_three_channel_teacher_reads_sketches():
 
 @pytest.mark.parametrize("in_ch,out_ch", [(3, 1), (1, 3)])
 def test_student_levels(in_ch, out_ch):
-    _check_levels(Student(in_ch, out_ch).eval(), torch.randn(2, in_ch, 32, 32), SMALL_WIDTHS)
+    _check_levels(Student(in_ch, out_ch).eval(), torch.randn(2, in_ch, 32, 32), STUDENT_WIDTHS)
+    _check_levels(Student(in_ch, out_ch, SMALL_WIDTHS).eval(), torch.randn(1, in_ch, 16, 16), SMALL_WIDTHS)
     _check_levels(Student(in_ch, out_ch, TINY, n_res=1, skips=False).eval(), torch.randn(1, in_ch, 16, 16), TINY)
 
 def test_adapters_map_student_to_teacher_shapes():
@@ -177,8 +178,8 @@ def test_model_cost_counts_macs():
     conv = nn.Conv2d(3, 8, 3, padding=1, bias=False); conv.in_ch = 3
     c = model_cost(conv, size=16, device="cpu", repeats=2)
     assert c["macs"] == 16 * 16 * 3 * 8 * 9 and c["params"] == 3 * 8 * 9 and c["img_per_s"] > 0
-    s, t = model_cost(Student(3, 1), 64, "cpu", repeats=1), model_cost(Teacher(3, 3), 64, "cpu", repeats=1)
-    assert t["macs"] >= 10 * s["macs"]
+    assert count_macs(Teacher(3, 3), 256) >= 10 * count_macs(Student(3, 1), 256)
+    assert count_macs(UNetGenerator(3, 1), 256) >= 5 * count_macs(Student(3, 1), 256)
 
 def test_bench_command_json():
     r = run_cli("bench", "--size", "64", "--device", "cpu", "--threads", "1", "--json", timeout=300)
