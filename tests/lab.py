@@ -4,7 +4,7 @@
 it; `open_and_run(page, lab, notebook)` opens a notebook, runs all cells and waits until the kernel is idle.
 """
 from __future__ import annotations
-import contextlib, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,10 @@ def jupyter_lab(root_dir: Path, timeout: float = 90):
     port, token = free_port(), secrets.token_hex(16)
     root_dir = Path(root_dir)
     settings = root_dir / ".lab-settings"; settings.mkdir(exist_ok=True)
+    # user settings: no "get notified about news?" toast, no update checks, no toasts at all
+    user = settings / "user" / "@jupyterlab" / "apputils-extension"; user.mkdir(parents=True, exist_ok=True)
+    (user / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
     log = root_dir / "jupyterlab.log"
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(settings / "config"), JUPYTERLAB_WORKSPACES_DIR=str(settings / "ws"),
                MPLBACKEND="module://matplotlib_inline.backend_inline", PYTHONUNBUFFERED="1")
@@ -42,7 +46,7 @@ def jupyter_lab(root_dir: Path, timeout: float = 90):
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}", "--ServerApp.allow_root=True",
            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           f"--LabApp.workspaces_dir={settings / 'ws'}"]
+           f"--LabApp.workspaces_dir={settings / 'ws'}", f"--LabApp.user_settings_dir={settings / 'user'}"]
     with open(log, "wb") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -66,6 +70,12 @@ def jupyter_lab(root_dir: Path, timeout: float = 90):
 
 def open_and_run(page, lab: Lab, notebook: str, timeout_ms: int = 300_000):
     "Open `notebook`, wait for its kernel, run all cells, and wait until every cell has run."
+    open_notebook(page, lab, notebook)
+    run_all(page)
+    wait_idle(page, timeout_ms)
+
+def open_notebook(page, lab: Lab, notebook: str):
+    "Open `notebook` and wait until its kernel is idle."
     page.goto(lab.notebook_url(notebook))
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
@@ -73,8 +83,10 @@ def open_and_run(page, lab: Lab, notebook: str, timeout_ms: int = 300_000):
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
                            timeout=120_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    wait_idle(page, timeout_ms)
+
+def run_all(page):
+    "Start running every cell of the current notebook (returns at once, not when the cells have run)."
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true; }")
 
 def wait_idle(page, timeout_ms: int = 300_000):
     "Wait until no cell shows `[*]` and the kernel is idle."

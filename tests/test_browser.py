@@ -1,0 +1,215 @@
+"""The widgets of ktsketch.widgets in a real JupyterLab, driven by headless Chromium through Playwright.
+
+One test, one JupyterLab (127.0.0.1, random port, token; stopped whatever happens), one small notebook that
+the test writes: it trains a kt pair of students under a `TrainingDashboard` (a long run, stopped by
+clicking Stop while its cell is still running), then shows a `SampleExplorer`, a `FeatureViewer` and a
+`LossWeightLab`, plus one explorer whose callback is made to fail on purpose. The test moves sliders, clicks
+buttons and checks what the page shows: the images change, the table grows, and no cell, widget or console
+reports an error, except the deliberately broken explorer, which must be reported (that proves the check
+fails when a widget callback raises). Screenshots go to the test's temp dir (and to $KTSKETCH_SHOTS if set).
+"""
+from __future__ import annotations
+import os, re, shutil, time
+from pathlib import Path
+import pytest
+from lab import jupyter_lab, open_notebook, run_all, wait_idle, error_outputs, launch_chromium, chromium_path
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:   # pragma: no cover
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="playwright (python) is not installed: pip install playwright"),
+    pytest.mark.skipif(chromium_path() is None, reason="no chromium on PATH: apt-get install chromium (never `playwright install`)"),
+]
+
+STEPS = 5000   # the dashboard's run: far more than the test waits for, so only the Stop button can end it in time
+
+CELLS = [
+    # 0: a tiny world (few faces, short teacher pre-training) and tiny students
+    """import torch
+torch.set_num_threads(1)
+from pathlib import Path
+from ktsketch.widgets import *
+from ktsketch.transfer import Trainer, TrainConfig
+world = tiny_world(n_train=8, n_test=4, n_pool=32, teacher_steps=10)
+TINY = dict(size=world.size, widths=(4, 8, 8, 8), n_res=1, batch_size=2, n_augs=2, lr=2e-3, mutual_ramp=5,
+            n_samples=2, ckpt_every=0, progress=False, device="cpu")""",
+    # 1: the dashboard, shown before training
+    f"""kt = Trainer(TrainConfig.from_preset("kt", steps={STEPS}, sample_every=10, **TINY), world.train_tensors,
+             teachers=world.teachers, out_dir=Path("run_kt"))
+dash = TrainingDashboard(kt, refresh_s=0.3, n_samples=2)
+dash""",
+    # 2: the long run: blocks this cell until the test clicks Stop
+    "dash.fit()",
+    # 3: after the stop
+    """print(f"stopped={kt.stopped} step={kt.step} checkpoint={Path('run_kt/checkpoint.pt').exists()}")""",
+    # 4: the explorer
+    """pixel = Trainer(TrainConfig.from_preset("pixel", steps=10, sample_every=0, **TINY), world.train_tensors).fit()
+explorer = SampleExplorer(world.test, {"pixel": (pixel.G, pixel.F), "kt": (kt.G, kt.F)}, teachers=world.teachers,
+                          size=world.size)
+explorer""",
+    # 5: the feature viewer
+    """viewer = FeatureViewer(kt, world.test_tensors)
+viewer""",
+    # 6: the loss-weight lab
+    """lab = LossWeightLab(world, steps=10, widths=(4, 8, 8, 8))
+lab""",
+    # 7: an explorer whose callback fails for any face but the first: the test must see it
+    """broken = SampleExplorer(world.test, {"pixel": (pixel.G, pixel.F)}, size=world.size)
+_panel = broken.panel
+broken.panel = lambda i: _panel(i) if i == 0 else 1 / 0
+broken.ui.add_class("deliberately-broken")
+broken""",
+]
+
+def write_notebook(path: Path):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
+    nbformat.write(nb, path)
+
+# ---- what the page shows ----
+def widget_errors(page, root: str = "") -> list[str]:
+    "Texts of the apps' error areas (a guarded callback that raised) under `root`."
+    return page.eval_on_selector_all(f"{root} .ktsketch-error".strip(),
+                                     "els => els.map(e => e.textContent.trim()).filter(t => t.length > 0)")
+
+def page_errors(page, console: list, exclude: str | None = None) -> list[str]:
+    "Every error the page shows: error/stderr outputs, widget error areas, widget render failures, console errors."
+    errs = [f"output: {t}" for t in error_outputs(page)]
+    for t in page.eval_on_selector_all(".ktsketch-error", "els => els.filter(e => e.textContent.trim().length > 0)"
+                                       ".map(e => [e.closest('.deliberately-broken') !== null, e.textContent.trim()])"):
+        if not (exclude == "deliberately-broken" and t[0]): errs.append(f"widget: {t[1]}")
+    errs += [f"render: {t}" for t in page.eval_on_selector_all(
+        ".jp-OutputArea-output", "els => els.map(e => e.textContent).filter(t => t.includes('Error displaying widget'))")]
+    errs += [f"console: {m}" for m in console]
+    return errs
+
+def img_src(page, selector: str) -> str:
+    return page.eval_on_selector(selector, "e => e.src")
+
+def wait_src_change(page, selector: str, old: str, timeout_ms: int = 30_000):
+    page.wait_for_function("([s, old]) => { const e = document.querySelector(s); return e && e.src && e.src !== old; }",
+                           arg=[selector, old], timeout=timeout_ms)
+
+def text(page, selector: str) -> str:
+    return page.eval_on_selector(selector, "e => e.textContent")
+
+def press_slider(page, root: str, index: int, key: str, times: int = 1):
+    "Focus the index-th slider handle under `root` and press `key` (a keyboard move: what a student's drag does)."
+    handle = page.locator(f"{root} .widget-slider .noUi-handle").nth(index)
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(times): handle.press(key)
+
+def shot(page, shots: list, folder: Path, name: str, selector: str | None = None):
+    path = folder / f"{len(shots):02d}-{name}.png"
+    if selector is None: page.screenshot(path=str(path), full_page=False)
+    else:
+        loc = page.locator(selector).first
+        loc.scroll_into_view_if_needed()
+        loc.screenshot(path=str(path))
+    shots.append(path)
+
+def test_widgets_in_jupyterlab(tmp_path):
+    root = tmp_path / "lab"; root.mkdir()
+    write_notebook(root / "widgets.ipynb")
+    folder = tmp_path / "shots"; folder.mkdir()
+    shots, console = [], []
+    t0 = time.perf_counter()
+    try:
+        with sync_playwright() as p, jupyter_lab(root) as lab:
+            browser = launch_chromium(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: console.append(f"page error: {e}"))
+                open_notebook(page, lab, "widgets.ipynb")
+                run_all(page)
+
+                # 1. the dashboard trains in a running cell; Stop ends the run (kernel subshells handle the click)
+                dash = ".ktsketch-dashboard"
+                page.wait_for_function("s => { const e = document.querySelector(s); const m = e && e.textContent.match(/training: step (\\d+)/);"
+                                       " return m && +m[1] >= 12; }", arg=f"{dash} .ktsketch-status", timeout=60_000)
+                page.wait_for_function("s => { const e = document.querySelector(s); return e && e.src; }",
+                                       arg=f"{dash} img", timeout=10_000)
+                shot(page, shots, folder, "dashboard-training", dash)
+                page.locator(f"{dash} button", has_text="Stop").click()
+                page.wait_for_function("s => document.querySelector(s).textContent.startsWith('stopped')",
+                                       arg=f"{dash} .ktsketch-status", timeout=30_000)
+                status = text(page, f"{dash} .ktsketch-status")
+                step = int(re.search(r"stopped: step (\d+) / (\d+)", status).group(1))
+                assert 12 <= step < STEPS, status
+                assert "checkpoint" in status and "run_kt" in status, status
+                wait_idle(page, 120_000)
+                assert (root / "run_kt" / "checkpoint.pt").exists()
+                printed = page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']",
+                                                    "els => els.map(e => e.textContent)")
+                assert any(f"stopped=True step={step} checkpoint=True" in t for t in printed), printed
+                shot(page, shots, folder, "dashboard-stopped", dash)
+                assert page_errors(page, console, exclude="deliberately-broken") == []
+
+                # 2. the explorer: a slider move redraws the faces and the scores
+                ex = ".ktsketch-explorer:not(.deliberately-broken)"
+                shot(page, shots, folder, "explorer-face0", ex)
+                old, old_table = img_src(page, f"{ex} img"), text(page, f"{ex} .ktsketch-scores")
+                press_slider(page, ex, 0, "ArrowRight")
+                wait_src_change(page, f"{ex} img", old)
+                page.wait_for_function("s => document.querySelector(s).textContent.trim() === '1'", arg=f"{ex} .widget-readout")
+                assert text(page, f"{ex} .ktsketch-scores") != old_table
+                for name in ("sketch teacher", "photo teacher", "pixel", "kt"): assert name in text(page, f"{ex} .ktsketch-scores")
+                shot(page, shots, folder, "explorer-face1", ex)
+
+                # 3. the feature viewer: another level redraws the maps, and the channel range follows the teacher
+                fv = ".ktsketch-viewer"
+                old = img_src(page, f"{fv} img")
+                press_slider(page, fv, 1, "ArrowRight", 2)        # level 0 -> 2
+                wait_src_change(page, f"{fv} img", old)
+                page.wait_for_function("s => { const e = document.querySelector(s); return e && e.textContent.startsWith('L2:'); }",
+                                       arg=f"{fv} .ktsketch-losses b", timeout=10_000)
+                shot(page, shots, folder, "viewer-level2", fv)
+
+                # 4. the lab: each click trains and adds a row
+                lw = ".ktsketch-lab"
+                rows = lambda: page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr", "els => els.length")
+                old = img_src(page, f"{lw} img")
+                page.locator(f"{lw} button", has_text="Train students").click()
+                page.wait_for_function("s => document.querySelectorAll(s).length === 1", arg=f"{lw} table.ktsketch-runs tbody tr",
+                                       timeout=60_000)
+                wait_src_change(page, f"{lw} img", old)
+                press_slider(page, lw, 0, "Home")                 # lambda_teacher -> 0
+                old = img_src(page, f"{lw} img")
+                page.locator(f"{lw} button", has_text="Train students").click()
+                page.wait_for_function("s => document.querySelectorAll(s).length === 2", arg=f"{lw} table.ktsketch-runs tbody tr",
+                                       timeout=60_000)
+                wait_src_change(page, f"{lw} img", old)
+                assert rows() == 2
+                cells = page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr td:nth-of-type(2)", "els => els.map(e => e.textContent)")
+                assert [float(c) for c in cells] == [1.0, 0.0], cells
+                shot(page, shots, folder, "lab-two-runs", lw)
+
+                wait_idle(page, 30_000)
+                assert page_errors(page, console, exclude="deliberately-broken") == []
+                shot(page, shots, folder, "page")
+
+                # 5. the check itself: a callback that raises must be reported
+                bx = ".deliberately-broken"
+                assert widget_errors(page, bx) == []
+                press_slider(page, bx, 0, "ArrowRight")
+                page.wait_for_function("s => { const e = document.querySelector(s); return e && e.textContent.includes('ZeroDivisionError'); }",
+                                       arg=f"{bx} .ktsketch-error", timeout=30_000)
+                shot(page, shots, folder, "broken-callback-reported", bx)
+                errs = page_errors(page, console)
+                assert len(errs) == 1 and errs[0].startswith("widget: ") and "ZeroDivisionError" in errs[0], errs
+            finally:
+                browser.close()
+    finally:
+        keep = os.environ.get("KTSKETCH_SHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for s in shots: shutil.copy(s, Path(keep) / s.name)
+            if (root / "jupyterlab.log").exists(): shutil.copy(root / "jupyterlab.log", Path(keep) / "jupyterlab.log")
+    assert time.perf_counter() - t0 < 300
