@@ -13,10 +13,10 @@ from .core import (UserError, IMG_H, IMG_W, NET_SIZE, get_device, image_to_tenso
                    pad_to_square, crop_from_square, atomic_write, atomic_write_text, show_grid)
 
 # %% auto #0
-__all__ = ['RGB2GRAY', 'FSIM_MATLAB_REFERENCE', 'LPIPS_FILES', 'IMAGE_EXTS', 'to_gray_uint8', 'fsim_gray', 'fsimc',
-           'fsim_reference_cases', 'ssim_gray', 'score_pairs', 'nlda_fit', 'rank1_curve', 'nlda_defaults',
-           'nlda_recognition', 'plot_nlda_curve', 'plot_metric_bars', 'show_best_worst', 'translate_pairs', 'save_png',
-           'evaluate', 'cost_table', 'lpips_score', 'fid_score', 'load_pred_gt', 'eval_cmd']
+__all__ = ['RGB2GRAY', 'FSIM_MATLAB_REFERENCE', 'LPIPS_FILES', 'to_gray_uint8', 'fsim_gray', 'fsimc', 'fsim_reference_cases',
+           'ssim_gray', 'score_pairs', 'nlda_fit', 'rank1_curve', 'nlda_defaults', 'nlda_recognition',
+           'plot_nlda_curve', 'plot_metric_bars', 'show_best_worst', 'translate_pairs', 'save_png', 'evaluate',
+           'cost_table', 'lpips_score', 'fid_score', 'load_pred_gt', 'eval_cmd']
 
 # %% ../nbs/06_evaluation.ipynb #94d6b801
 RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray weights
@@ -444,16 +444,10 @@ def evaluate(G, # photo -> sketch generator, (B, 3, S, S) -> (B, 1, S, S)
     return (df, t) if return_images else df
 
 # %% ../nbs/06_evaluation.ipynb #72630e50
-def _in_channels(model) -> int:
-    import torch.nn as nn
-    if hasattr(model, "in_ch"): return int(model.in_ch)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d): return m.in_channels
-    raise UserError(f"cannot tell the input channels of {model.__class__.__name__}: give it an `in_ch` attribute")
-
 def _with_in_ch(model):
     "`model` itself if it has `in_ch`, else a pass-through wrapper that has it (same parameters, same MACs)."
     import torch.nn as nn
+    from ktsketch.transfer import _in_channels   # the trainer's rule: `in_ch`, else the first conv's input channels
     if hasattr(model, "in_ch"): return model
     class _Wrapped(nn.Module):
         def __init__(self, m, in_ch): super().__init__(); self.m, self.in_ch = m, in_ch
@@ -516,7 +510,7 @@ def fid_score(preds, gts, # sequences of uint8 images
     return float(piq.FID()(feats(list(preds)), feats(list(gts))))
 
 # %% ../nbs/06_evaluation.ipynb #60040871
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"}
+from .data import IMAGE_EXTS   # the same image files the data loaders read
 
 def _images_by_stem(folder, role: str) -> dict:
     folder = Path(folder)
