@@ -33,6 +33,7 @@ COMMANDS = {
     "demo": ("ktsketch.demo", "demo_cmd"),
     "train": ("ktsketch.cli", "train"),
     "translate": ("ktsketch.cli", "translate"),
+    "ablate": ("ktsketch.ablation", "ablate_cmd"),
 }
 
 def _command(name):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_transfer.ipynb #5f5a5871
 from __future__ import annotations
-import copy, csv, io, json, math, random, time
+import copy, csv, io, json, math, random, time, warnings
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import torch.nn.functional as nnf
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_save, atomic_write_text, tensor_to_uint8
 from .teachers import freeze
-from .students import Student, Adapter, UNetGenerator, PatchDiscriminator
+from .students import Student, Adapter, UNetGenerator, PatchDiscriminator, STUDENT_WIDTHS
 
 # %% auto #0
 __all__ = ['TEACHER_PARTS', 'PRESETS', 'TEACHER_TARGET', 'MUTUAL_PAIRS', 'pixel_loss', 'feature_loss', 'mutual_loss', 'gan_loss',
@@ -87,7 +87,7 @@ class TrainConfig:
     lambda_pool: float = 0.0        # our extension: encoder mimicry on the unpaired pools (0 = off, the paper's setting)
     pool_batch: int = 4             # unpaired images per domain per step when lambda_pool > 0
     arch: str = "student"           # "student" (KT students) or "unet" (the pix2pix U-Net generator)
-    widths: tuple = (16, 32, 64, 128)  # student widths per level
+    widths: tuple = STUDENT_WIDTHS  # student widths per level: the default student of 04_students (8, 16, 32, 64)
     n_res: int = 4                  # residual blocks at the student's bottleneck
     skips: bool = True              # U-Net skip connections in the students
     ngf: int = 64                   # U-Net width (arch="unet")

@@ -69,6 +69,11 @@ def test_translate_a_folder_with_the_demo_run(demo_run, tmp_path):
     (["translate", "a.png", "--out", "o"], "--checkpoint is required"),
     (["translate", "a.png", "--checkpoint", "/no/run", "--out", "o"], "/no/run"),
     (["translate", "a.png", "--checkpoint", ".", "--direction", "up", "--out", "o"], "expected p2s or s2p"),
+    (["ablate", "--variants", "pixel"], "--out is required"),
+    (["ablate", "--variants", "pixel,kd", "--out", "o"], "unknown kd"),
+    (["ablate", "--seeds", "0", "--out", "o"], "--seeds 0"),
+    (["ablate", "--data", "/no/such/folder", "--out", "o"], "/no/such/folder"),
+    (["ablate", "--teachers", "/no/teachers", "--variants", "kt", "--out", "o", "--pool", "4"], "/no/teachers"),
 ])
 def test_user_errors(args, needle, tmp_path, monkeypatch, capsys):
     "In-process (the console script is `sys.exit(main())`, checked by subprocess in test_package.py)."
@@ -91,3 +96,23 @@ def test_every_command_explains_itself(capsys):
         assert main([name, "--help"]) == 0, name
         out = capsys.readouterr().out
         assert "usage: ktsketch " + name in out and "--" in out, (name, out[-500:])
+
+ABLATE_TINY = ["--size", "32", "--steps", "2", "--teacher_steps", "2", "--pool", "8", "--pairs", "1", "--val_pairs", "2",
+               "--test_pairs", "4", "--device", "cpu"]
+
+def test_ablate_writes_the_table_and_continues_where_it_stopped(tmp_path):
+    import csv
+    out = tmp_path / "abl"
+    r = run_cli("ablate", "--variants", "pixel,kt", "--seeds", "1", "--out", out, *ABLATE_TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "ablation.csv")))
+    assert [(x["variant"], x["seed"]) for x in rows] == [("pixel", "0"), ("kt", "0")]
+    assert {"variant", "pairs", "seed", "steps", "p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1"} <= set(rows[0])
+    assert all(0 < float(x["p2s_fsim"]) <= 1 and float(x["s2p_l1"]) > 0 for x in rows)
+    assert (out / "teachers" / "photo_teacher.pt").is_file()
+    r = run_cli("ablate", "--variants", "pixel,pixel_10x,kt", "--seeds", "2", "--out", out, *ABLATE_TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows2 = list(csv.DictReader(open(out / "ablation.csv")))
+    assert rows2[:2] == rows                      # the first runs were kept, not redone
+    assert sorted((x["variant"], x["seed"]) for x in rows2) == sorted((v, s) for v in ("pixel", "pixel_10x", "kt") for s in "01")
+    assert "Data-limited check" in r.stdout and "ablation.csv" in r.stdout
