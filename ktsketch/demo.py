@@ -143,6 +143,8 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
                   device=str(dev), seed=seed, settings=asdict(s), seconds=round(time.perf_counter() - t_start, 1),
                   torch=torch.__version__, python=platform.python_version())
     result["verdict"] = verdict(metrics)
+    from ktsketch.ablation import published_finding
+    result["ablation_finding"] = published_finding("p2s_fsim")   # what the controlled, 3-seed experiment found
     atomic_write_text(json.dumps(result, indent=1), out / "metrics.json")
     # 4. the report
     write_demo_report(out, result, trainers, images, s)
@@ -216,6 +218,7 @@ def write_demo_report(out, result: dict, trainers: dict, images: dict, s: DemoSe
                      "250x200 grayscale crop (outputs are resized back to 256 and cropped exactly).")
     blocks = [("The idea", IDEA),
               ("What this run found", Html(f"<p class='note'>{_html.escape(result['verdict'])}</p>")),
+              ("What the controlled experiment found", Html(f"<p class='note'>{_html.escape(result.get('ablation_finding', ''))}</p>")),
               ("Scores on held-out faces", [metrics_table(result["variants"]),
                f"NLDA chance level: {result['variants']['pixel']['nlda_chance']:.3f}. FSIM/SSIM: mean over "
                f"{result['test_pairs']} test pairs; s2p FSIM is on grayscale, FSIMc on colour."]),
@@ -252,5 +255,6 @@ def demo_cmd(out: str = None, # the run folder (default runs/demo-<timestamp>); 
     print(metrics_table(res["variants"]).to_string(float_format=lambda v: f"{v:.4f}"))
     print()
     print(res["verdict"])
+    print(res.get("ablation_finding", ""))
     print(f"report: {Path(res['out']) / 'report.html'}   ({res['seconds']:.0f} s)")
     return 0

@@ -54,6 +54,7 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     wheel = next(dist.glob("ktsketch-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "ktsketch/core.py" in names and "ktsketch/cli.py" in names
+    assert "ktsketch/results/ablation.csv" in names   # the demo report quotes notebook 11's table
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch" in meta and "Requires-Dist: piq" in meta
     env_dir = tmp_path / "venv"
@@ -72,3 +73,6 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     r = subprocess.run([str(py), "-c", "import ktsketch; print(ktsketch.__file__)"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.stdout.strip().startswith(str(env_dir)), r.stdout
+    r = subprocess.run([str(py), "-c", "from ktsketch.ablation import published_finding; print(published_finding())"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "Data-limited check" in r.stdout, r.stderr[-2000:]

@@ -59,3 +59,8 @@ def test_nbdev_clean_changes_nothing(tmp_path):
     after = _tree(repo / "nbs", "*.ipynb")
     changed = sorted(k for k in before if before[k] != after.get(k))
     assert not changed, f"notebooks are not clean (run nbdev_clean): {changed}"
+
+def test_the_shipped_ablation_table_is_the_notebooks():
+    "ktsketch/results/ablation.csv (quoted by the demo report) is a byte-for-byte copy of nbs/results/ablation.csv."
+    ours, shipped = ROOT / "nbs" / "results" / "ablation.csv", ROOT / "ktsketch" / "results" / "ablation.csv"
+    assert ours.read_bytes() == shipped.read_bytes(), "copy nbs/results/ablation.csv to ktsketch/results/"
