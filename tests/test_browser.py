@@ -9,7 +9,7 @@ reports an error, except the deliberately broken explorer, which must be reporte
 fails when a widget callback raises). Screenshots go to the test's temp dir (and to $KTSKETCH_SHOTS if set).
 """
 from __future__ import annotations
-import os, re, shutil, time
+import contextlib, os, re, shutil, time
 from pathlib import Path
 import pytest
 from lab import jupyter_lab, open_notebook, run_all, wait_idle, error_outputs, launch_chromium, chromium_path
@@ -124,12 +124,12 @@ def shot(page, shots: list, folder: Path, name: str, selector: str | None = None
         loc.screenshot(path=str(path))
     shots.append(path)
 
-def test_widgets_in_jupyterlab(tmp_path):
-    root = tmp_path / "lab"; root.mkdir()
-    write_notebook(root / "widgets.ipynb")
-    folder = tmp_path / "shots"; folder.mkdir()
+@contextlib.contextmanager
+def lab_page(root: Path, name: str):
+    """JupyterLab serving `root`, Chromium showing `root/name` with every cell run: yields (page, console, shots, folder).
+    Browser and server are stopped whatever happens; screenshots (and the server log) go to $KTSKETCH_SHOTS if set."""
+    folder = root.parent / "shots"; folder.mkdir(exist_ok=True)
     shots, console = [], []
-    t0 = time.perf_counter()
     try:
         with sync_playwright() as p, jupyter_lab(root) as lab:
             browser = launch_chromium(p)
@@ -137,80 +137,9 @@ def test_widgets_in_jupyterlab(tmp_path):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: console.append(f"page error: {e}"))
-                open_notebook(page, lab, "widgets.ipynb")
+                open_notebook(page, lab, name)
                 run_all(page)
-
-                # 1. the dashboard trains in a running cell; Stop ends the run (kernel subshells handle the click)
-                dash = ".ktsketch-dashboard"
-                wait_for(page, console, "s => { const e = document.querySelector(s); const m = e && e.textContent.match(/training: step (\\d+)/);"
-                         " return m && +m[1] >= 12; }", f"{dash} .ktsketch-status")
-                wait_for(page, console, "s => { const e = document.querySelector(s); return e && e.src; }", f"{dash} img", 10_000)
-                shot(page, shots, folder, "dashboard-training", dash)
-                page.locator(f"{dash} button", has_text="Stop").click()
-                wait_for(page, console, "s => document.querySelector(s).textContent.startsWith('stopped')",
-                         f"{dash} .ktsketch-status", 30_000)
-                status = text(page, f"{dash} .ktsketch-status")
-                step = int(re.search(r"stopped: step (\d+) / (\d+)", status).group(1))
-                assert 12 <= step < STEPS, status
-                assert "checkpoint" in status and "run_kt" in status, status
-                wait_idle(page, 120_000)
-                assert (root / "run_kt" / "checkpoint.pt").exists()
-                printed = page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']",
-                                                    "els => els.map(e => e.textContent)")
-                assert any(f"stopped=True step={step} checkpoint=True" in t for t in printed), printed
-                shot(page, shots, folder, "dashboard-stopped", dash)
-                assert page_errors(page, console, exclude="deliberately-broken") == []
-
-                # 2. the explorer: a slider move redraws the faces and the scores
-                ex = ".ktsketch-explorer:not(.deliberately-broken)"
-                shot(page, shots, folder, "explorer-face0", ex)
-                old, old_table = img_src(page, f"{ex} img"), text(page, f"{ex} .ktsketch-scores")
-                press_slider(page, ex, 0, "ArrowRight")
-                wait_src_change(page, console, f"{ex} img", old)
-                wait_for(page, console, "s => document.querySelector(s).textContent.trim() === '1'", f"{ex} .widget-readout")
-                assert text(page, f"{ex} .ktsketch-scores") != old_table
-                for name in ("sketch teacher", "photo teacher", "pixel", "kt"): assert name in text(page, f"{ex} .ktsketch-scores")
-                shot(page, shots, folder, "explorer-face1", ex)
-
-                # 3. the feature viewer: another level redraws the maps, and the channel range follows the teacher
-                fv = ".ktsketch-viewer"
-                old = img_src(page, f"{fv} img")
-                press_slider(page, fv, 1, "ArrowRight", 2)        # level 0 -> 2
-                wait_src_change(page, console, f"{fv} img", old)
-                wait_for(page, console, "s => { const e = document.querySelector(s); return e && e.textContent.startsWith('L2:'); }",
-                         f"{fv} .ktsketch-losses b", 10_000)
-                shot(page, shots, folder, "viewer-level2", fv)
-
-                # 4. the lab: each click trains and adds a row
-                lw = ".ktsketch-lab"
-                rows = lambda: page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr", "els => els.length")
-                old = img_src(page, f"{lw} img")
-                page.locator(f"{lw} button", has_text="Train students").click()
-                wait_for(page, console, "s => document.querySelectorAll(s).length === 1", f"{lw} table.ktsketch-runs tbody tr")
-                wait_src_change(page, console, f"{lw} img", old)
-                press_slider(page, lw, 0, "Home")                 # lambda_teacher -> 0
-                old = img_src(page, f"{lw} img")
-                page.locator(f"{lw} button", has_text="Train students").click()
-                wait_for(page, console, "s => document.querySelectorAll(s).length === 2", f"{lw} table.ktsketch-runs tbody tr")
-                wait_src_change(page, console, f"{lw} img", old)
-                assert rows() == 2
-                cells = page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr td:nth-of-type(2)", "els => els.map(e => e.textContent)")
-                assert [float(c) for c in cells] == [1.0, 0.0], cells
-                shot(page, shots, folder, "lab-two-runs", lw)
-
-                wait_idle(page, 30_000)
-                assert page_errors(page, console, exclude="deliberately-broken") == []
-                shot(page, shots, folder, "page")
-
-                # 5. the check itself: a callback that raises must be reported
-                bx = ".deliberately-broken"
-                assert widget_errors(page, bx) == []
-                press_slider(page, bx, 0, "ArrowRight")
-                page.wait_for_function("s => { const e = document.querySelector(s); return e && e.textContent.includes('ZeroDivisionError'); }",
-                                       arg=f"{bx} .ktsketch-error", timeout=30_000)
-                shot(page, shots, folder, "broken-callback-reported", bx)
-                errs = page_errors(page, console)
-                assert len(errs) == 1 and errs[0].startswith("widget: ") and "ZeroDivisionError" in errs[0], errs
+                yield page, console, shots, folder
             finally:
                 browser.close()
     finally:
@@ -219,6 +148,84 @@ def test_widgets_in_jupyterlab(tmp_path):
             Path(keep).mkdir(parents=True, exist_ok=True)
             for s in shots: shutil.copy(s, Path(keep) / s.name)
             if (root / "jupyterlab.log").exists(): shutil.copy(root / "jupyterlab.log", Path(keep) / "jupyterlab.log")
+
+def test_widgets_in_jupyterlab(tmp_path):
+    root = tmp_path / "lab"; root.mkdir()
+    write_notebook(root / "widgets.ipynb")
+    t0 = time.perf_counter()
+    with lab_page(root, "widgets.ipynb") as (page, console, shots, folder):
+
+        # 1. the dashboard trains in a running cell; Stop ends the run (kernel subshells handle the click)
+        dash = ".ktsketch-dashboard"
+        wait_for(page, console, "s => { const e = document.querySelector(s); const m = e && e.textContent.match(/training: step (\\d+)/);"
+                 " return m && +m[1] >= 12; }", f"{dash} .ktsketch-status")
+        wait_for(page, console, "s => { const e = document.querySelector(s); return e && e.src; }", f"{dash} img", 10_000)
+        shot(page, shots, folder, "dashboard-training", dash)
+        page.locator(f"{dash} button", has_text="Stop").click()
+        wait_for(page, console, "s => document.querySelector(s).textContent.startsWith('stopped')",
+                 f"{dash} .ktsketch-status", 30_000)
+        status = text(page, f"{dash} .ktsketch-status")
+        step = int(re.search(r"stopped: step (\d+) / (\d+)", status).group(1))
+        assert 12 <= step < STEPS, status
+        assert "checkpoint" in status and "run_kt" in status, status
+        wait_idle(page, 120_000)
+        assert (root / "run_kt" / "checkpoint.pt").exists()
+        printed = page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']",
+                                            "els => els.map(e => e.textContent)")
+        assert any(f"stopped=True step={step} checkpoint=True" in t for t in printed), printed
+        shot(page, shots, folder, "dashboard-stopped", dash)
+        assert page_errors(page, console, exclude="deliberately-broken") == []
+
+        # 2. the explorer: a slider move redraws the faces and the scores
+        ex = ".ktsketch-explorer:not(.deliberately-broken)"
+        shot(page, shots, folder, "explorer-face0", ex)
+        old, old_table = img_src(page, f"{ex} img"), text(page, f"{ex} .ktsketch-scores")
+        press_slider(page, ex, 0, "ArrowRight")
+        wait_src_change(page, console, f"{ex} img", old)
+        wait_for(page, console, "s => document.querySelector(s).textContent.trim() === '1'", f"{ex} .widget-readout")
+        assert text(page, f"{ex} .ktsketch-scores") != old_table
+        for name in ("sketch teacher", "photo teacher", "pixel", "kt"): assert name in text(page, f"{ex} .ktsketch-scores")
+        shot(page, shots, folder, "explorer-face1", ex)
+
+        # 3. the feature viewer: another level redraws the maps, and the channel range follows the teacher
+        fv = ".ktsketch-viewer"
+        old = img_src(page, f"{fv} img")
+        press_slider(page, fv, 1, "ArrowRight", 2)        # level 0 -> 2
+        wait_src_change(page, console, f"{fv} img", old)
+        wait_for(page, console, "s => { const e = document.querySelector(s); return e && e.textContent.startsWith('L2:'); }",
+                 f"{fv} .ktsketch-losses b", 10_000)
+        shot(page, shots, folder, "viewer-level2", fv)
+
+        # 4. the lab: each click trains and adds a row
+        lw = ".ktsketch-lab"
+        rows = lambda: page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr", "els => els.length")
+        old = img_src(page, f"{lw} img")
+        page.locator(f"{lw} button", has_text="Train students").click()
+        wait_for(page, console, "s => document.querySelectorAll(s).length === 1", f"{lw} table.ktsketch-runs tbody tr")
+        wait_src_change(page, console, f"{lw} img", old)
+        press_slider(page, lw, 0, "Home")                 # lambda_teacher -> 0
+        old = img_src(page, f"{lw} img")
+        page.locator(f"{lw} button", has_text="Train students").click()
+        wait_for(page, console, "s => document.querySelectorAll(s).length === 2", f"{lw} table.ktsketch-runs tbody tr")
+        wait_src_change(page, console, f"{lw} img", old)
+        assert rows() == 2
+        cells = page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr td:nth-of-type(2)", "els => els.map(e => e.textContent)")
+        assert [float(c) for c in cells] == [1.0, 0.0], cells
+        shot(page, shots, folder, "lab-two-runs", lw)
+
+        wait_idle(page, 30_000)
+        assert page_errors(page, console, exclude="deliberately-broken") == []
+        shot(page, shots, folder, "page")
+
+        # 5. the check itself: a callback that raises must be reported
+        bx = ".deliberately-broken"
+        assert widget_errors(page, bx) == []
+        press_slider(page, bx, 0, "ArrowRight")
+        page.wait_for_function("s => { const e = document.querySelector(s); return e && e.textContent.includes('ZeroDivisionError'); }",
+                               arg=f"{bx} .ktsketch-error", timeout=30_000)
+        shot(page, shots, folder, "broken-callback-reported", bx)
+        errs = page_errors(page, console)
+        assert len(errs) == 1 and errs[0].startswith("widget: ") and "ZeroDivisionError" in errs[0], errs
     assert time.perf_counter() - t0 < 300
 
 # ---- the lesson notebooks themselves (about a minute each on 2 cores: run on demand, not in CI) ----
@@ -235,32 +242,15 @@ def test_lesson_notebook_in_jupyterlab(tmp_path, name):
     nb = nbformat.read(src, as_version=4)   # the sources carry no kernelspec (nbdev_clean): name one, or Lab asks
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / name)
-    folder = tmp_path / "shots"; folder.mkdir()
-    shots, console = [], []
-    try:
-        with sync_playwright() as p, jupyter_lab(root) as lab:
-            browser = launch_chromium(p)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: console.append(f"page error: {e}"))
-                open_notebook(page, lab, name)
-                run_all(page)
-                wait_idle(page, 300_000)
-                shot(page, shots, folder, name.replace(".ipynb", ""))
-                present = [a for a in APPS if page.locator(a).count() > 0]
-                for app in present:
-                    page.wait_for_function("s => [...document.querySelectorAll(s + ' img')].every(e => e.src && e.naturalWidth > 0)",
-                                           arg=app, timeout=30_000)
-                    shot(page, shots, folder, app.strip(".").replace("ktsketch-", ""), app)
-                if name == "07_widgets.ipynb": assert present == list(APPS)
-                # the lesson's own deliberately failing toy app is the only error it may show
-                errs = [e for e in page_errors(page, console) if "divide by zero" not in e and "ZeroDivisionError" not in e]
-                assert errs == [], errs
-            finally:
-                browser.close()
-    finally:
-        keep = os.environ.get("KTSKETCH_SHOTS")
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            for s in shots: shutil.copy(s, Path(keep) / s.name)
+    with lab_page(root, name) as (page, console, shots, folder):
+        wait_idle(page, 300_000)
+        shot(page, shots, folder, name.replace(".ipynb", ""))
+        present = [a for a in APPS if page.locator(a).count() > 0]
+        for app in present:
+            page.wait_for_function("s => [...document.querySelectorAll(s + ' img')].every(e => e.src && e.naturalWidth > 0)",
+                                   arg=app, timeout=30_000)
+            shot(page, shots, folder, app.strip(".").replace("ktsketch-", ""), app)
+        if name == "07_widgets.ipynb": assert present == list(APPS)
+        # the lesson's own deliberately failing toy app is the only error it may show
+        errs = [e for e in page_errors(page, console) if "divide by zero" not in e and "ZeroDivisionError" not in e]
+        assert errs == [], errs
