@@ -447,12 +447,12 @@ def evaluate(G, # photo -> sketch generator, (B, 3, S, S) -> (B, 1, S, S)
 def _with_in_ch(model):
     "`model` itself if it has `in_ch`, else a pass-through wrapper that has it (same parameters, same MACs)."
     import torch.nn as nn
-    from ktsketch.transfer import _in_channels   # the trainer's rule: `in_ch`, else the first conv's input channels
+    from ktsketch.students import in_channels   # `in_ch`, else the first conv's input channels
     if hasattr(model, "in_ch"): return model
     class _Wrapped(nn.Module):
         def __init__(self, m, in_ch): super().__init__(); self.m, self.in_ch = m, in_ch
         def forward(self, x): return self.m(x)
-    return _Wrapped(model, _in_channels(model))
+    return _Wrapped(model, in_channels(model))
 
 def cost_table(models: dict, # name -> nn.Module (a generator taking (B, C, size, size))
                size: int = NET_SIZE, # input side

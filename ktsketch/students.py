@@ -13,8 +13,8 @@ from .teachers import Teacher, FULL_WIDTHS, SMALL_WIDTHS
 
 # %% auto #0
 __all__ = ['STUDENT_WIDTHS', 'BENCH_TARGETS', 'conv_in_relu', 'ResBlock', 'Student', 'Adapter', 'init_pix2pix_weights',
-           'UNetGenerator', 'PatchDiscriminator', 'count_params', 'count_macs', 'model_cost', 'bench_models',
-           'bench_cmd']
+           'UNetGenerator', 'PatchDiscriminator', 'count_params', 'in_channels', 'count_macs', 'model_cost',
+           'bench_models', 'bench_cmd']
 
 # %% ../nbs/04_students.ipynb #f5d23343
 def conv_in_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -166,13 +166,21 @@ def count_params(model: nn.Module) -> int:
     "The number of parameters of `model`."
     return sum(p.numel() for p in model.parameters())
 
+def in_channels(model: nn.Module) -> int:
+    "How many channels `model` takes: its `in_ch` attribute, else its first convolution's input channels."
+    c = getattr(model, "in_ch", None)
+    if c is not None: return int(c)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d): return m.in_channels
+    raise UserError(f"cannot tell how many input channels {type(model).__name__} takes")
+
 def count_macs(model: nn.Module, # a generator with an `in_ch` attribute
                size: int = 256, # input height and width
               ) -> int: # multiply-accumulates for one image
     "MACs of one forward pass on a `size` x `size` image (FlopCounterMode on a meta-device copy: no compute)."
     from torch.utils.flop_counter import FlopCounterMode
     meta = copy.deepcopy(model).to("meta").eval()
-    x = torch.empty(1, model.in_ch, size, size, device="meta")
+    x = torch.empty(1, in_channels(model), size, size, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter: meta(x)
     return int(counter.get_total_flops() // 2)
 
@@ -191,7 +199,7 @@ def model_cost(model: nn.Module, # a generator with an `in_ch` attribute
     macs = count_macs(model, size)
     was_training = model.training
     model = model.to(dev).eval()
-    x = torch.randn(batch, model.in_ch, size, size, device=dev)
+    x = torch.randn(batch, in_channels(model), size, size, device=dev)
     try:
         with torch.inference_mode():
             _sync(dev); t0 = time.perf_counter()

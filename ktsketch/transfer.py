@@ -14,7 +14,7 @@ import torch.nn.functional as nnf
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_save, atomic_write_text, tensor_to_uint8
 from .teachers import freeze
-from .students import Student, Adapter, UNetGenerator, PatchDiscriminator, STUDENT_WIDTHS
+from .students import Student, Adapter, UNetGenerator, PatchDiscriminator, STUDENT_WIDTHS, in_channels
 
 # %% auto #0
 __all__ = ['TEACHER_PARTS', 'PRESETS', 'TEACHER_TARGET', 'MUTUAL_PAIRS', 'pixel_loss', 'feature_loss', 'mutual_loss', 'gan_loss',
@@ -232,13 +232,6 @@ def build_adapters(config: TrainConfig, G, F, photo_teacher, sketch_teacher) -> 
     return adapters
 
 # %% ../nbs/05_transfer.ipynb #23cb5496
-def _in_channels(model) -> int:
-    c = getattr(model, "in_ch", None)
-    if c is not None: return int(c)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d): return m.in_channels
-    raise UserError(f"cannot tell how many input channels {type(model).__name__} takes")
-
 def _as_channels(x, c):
     if x.shape[1] == c: return x
     if x.shape[1] == 1: return x.expand(-1, c, -1, -1)
@@ -253,10 +246,10 @@ def teacher_features(photo_teacher, sketch_teacher, # frozen teachers (either ma
     "The teachers' encoder features and decoder features (while reconstructing the true image), per level."
     out = {}
     if any(t.startswith("P") for t in targets):
-        _, enc, dec = photo_teacher.features(_as_channels(photo, _in_channels(photo_teacher)))
+        _, enc, dec = photo_teacher.features(_as_channels(photo, in_channels(photo_teacher)))
         out["P_enc"], out["P_dec"] = list(enc), list(dec)
     if any(t.startswith("S") for t in targets):
-        _, enc, dec = sketch_teacher.features(_as_channels(sketch, _in_channels(sketch_teacher)))
+        _, enc, dec = sketch_teacher.features(_as_channels(sketch, in_channels(sketch_teacher)))
         out["S_enc"], out["S_dec"] = list(enc), list(dec)
     return {k: [f.float() for f in v] for k, v in out.items() if k in targets}
 
@@ -644,7 +637,7 @@ def translate(model: nn.Module, # a generator (G: photos -> sketches, F: sketche
              ) -> torch.Tensor: # (N, out_ch, H, W) on the CPU, in [-1, 1]
     "Run `model` over images in batches (eval mode, no gradients); outputs on the CPU."
     dev = get_device(device)
-    in_ch = _in_channels(model)
+    in_ch = in_channels(model)
     x = images_or_dataset
     if isinstance(x, torch.Tensor):
         x = x[None] if x.dim() == 3 else x
