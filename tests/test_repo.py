@@ -64,3 +64,9 @@ def test_the_shipped_ablation_table_is_the_notebooks():
     "ktsketch/results/ablation.csv (quoted by the demo report) is a byte-for-byte copy of nbs/results/ablation.csv."
     ours, shipped = ROOT / "nbs" / "results" / "ablation.csv", ROOT / "ktsketch" / "results" / "ablation.csv"
     assert ours.read_bytes() == shipped.read_bytes(), "copy nbs/results/ablation.csv to ktsketch/results/"
+
+def test_readme_states_what_the_shipped_table_supports():
+    "The README's results paragraph is the current output of published_finding() (re-run index.ipynb if not)."
+    from ktsketch.ablation import published_finding
+    squash = lambda t: " ".join(t.split())
+    assert squash(published_finding()) in squash((ROOT / "README.md").read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 """Make README.md from nbs/index.ipynb (our stand-in for `nbdev_readme`, which needs quarto).
 
 Drops cells marked `#| hide`, strips nbdev directive lines (`#| ...`) and writes markdown with nbconvert;
-links to `images/...` (beside the notebook) become `nbs/images/...` (seen from the repository root).
+links to `images/...` and `results/...` (beside the notebook) become `nbs/...` (seen from the repository root).
 `python tools/make_readme.py` writes README.md; `--check` exits 1 when README.md is out of date.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def readme_text(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
     nb.cells = keep
     body, _ = MarkdownExporter().from_notebook_node(nb)
     body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
-    body = re.sub(r"\]\((images/[^)\s]+)\)", r"](nbs/\1)", body)   # images next to the notebook, seen from the root
+    body = re.sub(r"\]\(((?:images|results)/[^)\s]+)\)", r"](nbs/\1)", body)   # files beside the notebook, seen from the root
     header = "<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->\n\n"
     return header + body
 

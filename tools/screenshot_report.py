@@ -3,7 +3,7 @@
     ktsketch demo --quick --out /tmp/quick
     python tools/screenshot_report.py /tmp/quick/report.html nbs/images/demo_report.png
 
-Needs Debian's `chromium` (what .ci/run installs for the browser tests); the PNG is shrunk to 900 px wide.
+Needs Debian's `chromium` (what .ci/run installs for the browser tests); the PNG is shrunk to 900 px wide, 256 colours.
 """
 from __future__ import annotations
 import shutil, subprocess, sys, tempfile
@@ -23,7 +23,7 @@ def screenshot(report: Path, out: Path, width: int = 1100, height: int = 1700, s
         im = im.resize((shrink_to, round(im.height * shrink_to / im.width)), Image.LANCZOS)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp.png")
-        im.save(tmp, optimize=True)
+        im.quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp, optimize=True)   # a palette keeps the file small
         tmp.replace(out)
     return out
 
