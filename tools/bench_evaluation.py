@@ -8,9 +8,10 @@ machine's wall time would be at one thread). The images are synthetic but struct
 noisy "prediction"), since the cost of FSIM, SSIM and NLDA does not depend on what the faces look like.
 """
 from __future__ import annotations
-import argparse, json, os, platform, time
+import argparse, os, platform
 import numpy as np
 from PIL import Image
+from _timing import timed, report
 
 def structured_pairs(n: int, seed: int = 0, h: int = 250, w: int = 200):
     "n (truth, prediction) uint8 pairs: smooth fields plus bright/dark rectangles, prediction blurred and noisy."
@@ -41,24 +42,18 @@ def main():
     out = dict(machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.python_version()}, torch {torch.__version__}",
                torch_threads=torch.get_num_threads(), load_avg_before=os.getloadavg()[0])
     preds, truths = structured_pairs(338)
-    t0, c0 = time.perf_counter(), time.process_time()
-    df = score_pairs(preds, truths)
-    out["score_338_pairs_s"], out["score_338_pairs_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    df, out["score_338_pairs_s"], out["score_338_pairs_cpu_s"] = timed(score_pairs, preds, truths)
     out["score_mean_fsim"], out["score_mean_ssim"] = float(df.loc["mean", "fsim"]), float(df.loc["mean", "ssim"])
-    t0, c0 = time.perf_counter(), time.process_time()
-    res = nlda_recognition(truths, preds, [f"id{i}" for i in range(338)], n_splits=20)
-    out["nlda_338_ids_20_splits_s"], out["nlda_338_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    res, out["nlda_338_ids_20_splits_s"], out["nlda_338_cpu_s"] = timed(
+        nlda_recognition, truths, preds, [f"id{i}" for i in range(338)], n_splits=20)
     out["nlda_338_rate"], out["nlda_338_settings"] = res["rate"], f"{res['n_train']} train ids, PCA {res['pca_dims']}"
     if args.cufsf:
         preds, truths = structured_pairs(944, seed=1)
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = nlda_recognition(truths, preds, [f"id{i}" for i in range(944)], n_splits=20)
-        out["nlda_944_ids_20_splits_s"], out["nlda_944_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+        res, out["nlda_944_ids_20_splits_s"], out["nlda_944_cpu_s"] = timed(
+            nlda_recognition, truths, preds, [f"id{i}" for i in range(944)], n_splits=20)
         out["nlda_944_rate"], out["nlda_944_settings"] = res["rate"], f"{res['n_train']} train ids, PCA {res['pca_dims']}"
     out["load_avg_after"] = os.getloadavg()[0]
-    if args.json: print(json.dumps(out))
-    else:
-        for k, v in out.items(): print(f"{k:28s} {v:.2f}" if isinstance(v, float) else f"{k:28s} {v}")
+    report(out, args.json, digits=2)
 
 if __name__ == "__main__":
     main()

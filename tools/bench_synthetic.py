@@ -9,13 +9,12 @@ rates: on a shared machine the CPU-time rate is the closer to what one free core
 from __future__ import annotations
 import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(_v, "1")
-import argparse, json, platform, time
+import argparse, platform
+from _timing import timed, report
 
 def rate(fn, n: int) -> dict:
     "Call fn(i) for i in range(n): items per second by the wall clock and by this process's CPU time."
-    w0, c0 = time.perf_counter(), time.process_time()
-    for i in range(n): fn(i)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    _, wall, cpu = timed(lambda: [fn(i) for i in range(n)])
     return dict(per_s_wall=n / wall, per_s_cpu=n / max(cpu, 1e-9))
 
 def main():
@@ -29,7 +28,7 @@ def main():
     out = dict(machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
                        f"numpy {np.__version__}, Pillow {PIL.__version__}",
                n=args.n, load_avg_before=os.getloadavg()[0])
-    t0 = time.perf_counter(); syn.make_face(args.seed, 10**7); out["first_face_s"] = time.perf_counter() - t0
+    _, out["first_face_s"], _ = timed(syn.make_face, args.seed, 10**7)
     base = 10**6   # identities not used by the warm-up
     r = rate(lambda i: syn.make_face(args.seed, base + i), args.n)
     out["faces_per_s_wall"], out["faces_per_s_cpu"] = r["per_s_wall"], r["per_s_cpu"]
@@ -37,9 +36,7 @@ def main():
         r = rate(lambda i: render(syn.face_params(args.seed, base + args.n + i)), args.n)
         out[f"{kind}_only_per_s_wall"], out[f"{kind}_only_per_s_cpu"] = r["per_s_wall"], r["per_s_cpu"]
     out["load_avg_after"] = os.getloadavg()[0]
-    if args.json: print(json.dumps(out))
-    else:
-        for k, v in out.items(): print(f"{k:26s} {v:.1f}" if isinstance(v, float) else f"{k:26s} {v}")
+    report(out, args.json, digits=1)
 
 if __name__ == "__main__":
     main()
