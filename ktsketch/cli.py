@@ -34,6 +34,7 @@ COMMANDS = {
     "train": ("ktsketch.cli", "train"),
     "translate": ("ktsketch.cli", "translate"),
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
+    "pretrain": ("ktsketch.pretrain", "pretrain_cmd"),
 }
 
 def _command(name):

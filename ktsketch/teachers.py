@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_teachers.ipynb #3922ac77
 from __future__ import annotations
-import math, time
+import hashlib, importlib.resources, json, math, time
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -13,9 +13,10 @@ from .core import UserError, get_device, seed_everything, seed_worker, atomic_sa
 
 # %% auto #0
 __all__ = ['VGG19_CONVS', 'FULL_WIDTHS', 'SMALL_WIDTHS', 'NORMS', 'VGG19_FILES', 'VGG19_FILE', 'VGG19_CFG', 'IMAGENET_MEAN',
-           'IMAGENET_STD', 'ConvNorm', 'match_channels', 'VGGEncoder', 'MirrorDecoder', 'Teacher', 'normalised_mse',
-           'reconstruction_loss', 'train_mode', 'train_teacher', 'freeze', 'pretrain_teachers', 'vgg19_conv_indices',
-           'default_vgg19_path', 'load_vgg19_encoder', 'save_teacher', 'load_teacher']
+           'IMAGENET_STD', 'DOMAINS', 'SHIPPED_SIZES', 'ConvNorm', 'match_channels', 'VGGEncoder', 'MirrorDecoder',
+           'Teacher', 'normalised_mse', 'reconstruction_loss', 'train_mode', 'teacher_step', 'train_teacher', 'freeze',
+           'pretrain_teachers', 'vgg19_conv_indices', 'default_vgg19_path', 'load_vgg19_encoder', 'save_teacher',
+           'load_teacher', 'teacher_filename', 'file_sha256', 'weights_dir', 'shipped_manifest', 'pretrained']
 
 # %% ../nbs/03_teachers.ipynb #f1bcab04
 VGG19_CONVS = (2, 2, 4, 4)            # 3x3 convs per block in VGG-19's first four blocks
@@ -161,6 +162,22 @@ def train_mode(model: nn.Module) -> nn.Module:
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()): m.eval()
     return model
 
+def teacher_step(teacher: Teacher, opt: torch.optim.Optimizer, # the teacher and its optimizer
+                 x: torch.Tensor, # a batch of images of its domain, on the teacher's device
+                 feature_weight: float = 1.0, # lambda_f
+                 sched=None, # a learning-rate scheduler to step after the optimizer, or None
+                ) -> dict: # the loss terms as floats: loss, pixel, feature
+    "One optimisation step of reconstruction pre-training."
+    terms = reconstruction_loss(teacher, x, feature_weight)
+    if not torch.isfinite(terms["loss"]):
+        raise RuntimeError(f"the teacher's loss became {terms['loss'].item()}: lower the learning rate "
+                           f"(now {opt.param_groups[0]['lr']:.2e})")
+    opt.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    opt.step()
+    if sched is not None: sched.step()
+    return {k: v.item() for k, v in terms.items()}
+
 def _endless(loader):
     while True:
         yield from loader
@@ -195,15 +212,8 @@ def train_teacher(teacher: Teacher, # the teacher to train (in place)
     history, batches, t0 = [], _endless(loader), time.time()
     bar = tqdm(range(1, steps + 1), desc="teacher", disable=not progress, leave=False)
     for step in bar:
-        x = next(batches).to(dev)
-        terms = reconstruction_loss(teacher, x, feature_weight)
-        if not torch.isfinite(terms["loss"]):
-            raise RuntimeError(f"train_teacher: the loss became {terms['loss'].item()} at step {step}: lower lr (now {lr})")
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        opt.step()
-        if sched is not None: sched.step()
-        logs = dict(step=step, **{k: v.item() for k, v in terms.items()}, seconds=time.time() - t0)
+        logs = dict(step=step, **teacher_step(teacher, opt, next(batches).to(dev), feature_weight, sched),
+                    seconds=time.time() - t0)
         history.append(logs)
         bar.set_postfix(loss=f"{logs['loss']:.3f}")
         if callback is not None and callback(step, logs): break
@@ -327,3 +337,48 @@ def load_teacher(path, # a file written by save_teacher
     teacher.extra = ckpt.get("extra", {})
     teacher.to(get_device(device) if device is not None else "cpu")
     return freeze(teacher) if frozen else teacher.eval()
+
+# %% ../nbs/03_teachers.ipynb #143ea1bc
+DOMAINS = {"photo": 3, "sketch": 1}   # a domain's teacher: channels in and out
+SHIPPED_SIZES = (64, 128)             # the sizes ktsketch ships teachers for
+
+def teacher_filename(domain: str, size: int) -> str:
+    "The file name of a domain's teacher at a size: `photo_teacher_64.pt`; its manifest is the same name with `.json`."
+    return f"{domain}_teacher_{size}.pt"
+
+def file_sha256(path) -> str:
+    "The SHA-256 of a file, as hex."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def weights_dir() -> Path:
+    "The folder inside the installed package that holds the shipped teachers and their manifests."
+    return Path(str(importlib.resources.files("ktsketch"))) / "weights"
+
+def shipped_manifest(domain: str = "photo", # "photo" or "sketch"
+                     size: int = 64, # 64 or 128
+                    ) -> dict:
+    "The manifest of a shipped teacher: how it was made (command, data, steps, time, machine), its held-out scores, sha256."
+    if domain not in DOMAINS: raise UserError(f"domain {domain!r}: expected 'photo' or 'sketch'")
+    if size not in SHIPPED_SIZES:
+        raise UserError(f"size {size!r}: ktsketch ships teachers for sizes {', '.join(map(str, SHIPPED_SIZES))}; "
+                        f"for another size pre-train them (ktsketch pretrain --size {size} --out DIR)")
+    path = weights_dir() / teacher_filename(domain, size).replace(".pt", ".json")
+    if not path.is_file(): raise UserError(f"{path}: the shipped {domain} teacher is missing from this installation: reinstall ktsketch")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+def pretrained(domain: str = "photo", # "photo" (T_P) or "sketch" (T_S)
+               size: int = 64, # the square size it was trained at: 64 or 128
+               device=None, # where to put it (default: the CPU)
+              ) -> Teacher:
+    "The shipped teacher of `domain`: frozen, in eval mode, ready at once (no training, no download); `.manifest` says how it was made."
+    manifest = shipped_manifest(domain, size)
+    path = weights_dir() / manifest["file"]
+    if not path.is_file(): raise UserError(f"{path}: the shipped {domain} teacher is missing from this installation: reinstall ktsketch")
+    if file_sha256(path) != manifest["sha256"]:
+        raise UserError(f"{path}: damaged (its sha256 is not the manifest's): reinstall ktsketch")
+    teacher = load_teacher(path, device=device)
+    teacher.manifest = manifest
+    return teacher
