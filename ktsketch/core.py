@@ -87,13 +87,14 @@ def _deep_gray(im: Image.Image, name) -> Image.Image:
     "16-bit, 32-bit integer or float gray as 8-bit gray: I;16 by its bit depth, I and F by their range."
     a = np.asarray(im).astype(np.float64)
     if im.mode.startswith("I;16"): return _round_uint8(a / 257)            # 65535 -> 255
-    if not np.isfinite(a).all(): raise UserError(f"{name}: a {im.mode} image with NaN or infinite values")
+    if not np.isfinite(a).all(): raise UserError(f"{name}: an image of mode {im.mode} with NaN or infinite values: expected numbers")
     lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
     if im.mode == "F" and lo >= 0 and hi <= 1: return _round_uint8(a * 255)
     if lo >= 0 and hi <= 255: return _round_uint8(a)
     if im.mode == "I" and lo >= 0 and hi <= 65535: return _round_uint8(a / 257)
-    expected = "0..1 or 0..255" if im.mode == "F" else "0..255 or 0..65535"
-    raise UserError(f"{name}: a {im.mode} image with values {lo:g}..{hi:g}: expected {expected} (save it as an 8-bit or 16-bit PNG)")
+    expected, show = ("0..1 or 0..255", lambda v: f"{v:g}") if im.mode == "F" else ("0..255 or 0..65535", lambda v: str(int(v)))
+    raise UserError(f"{name}: an image of mode {im.mode} with values {show(lo)}..{show(hi)}: expected {expected} "
+                    f"(save it as an 8-bit or 16-bit PNG)")
 
 def _on_white(im: Image.Image) -> Image.Image:
     "Composite an image with transparency over white paper."
