@@ -43,7 +43,7 @@ def test_help_exits_0():
     r = run_cli("info", "--help")
     assert r.returncode == 0 and "--device" in r.stdout
     r = run_cli("--help")
-    assert r.returncode == 0 and "info" in r.stdout
+    assert r.returncode == 0 and "info" in r.stdout and "--version" in r.stdout
 
 def test_wheel_installs_into_a_clean_venv(tmp_path):
     "Build the wheel, install it (no deps) into a new venv that borrows the dependencies, run the script."
