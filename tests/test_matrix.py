@@ -57,10 +57,24 @@ def _with_hole(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _white_hole(a): a = a.copy(); a[HOLE] = 255; return a                       # the same, composited on white paper
 
 def _one_bit(): return Image.fromarray(TRUTH).convert("1")                      # dithered
+
+def _palette_with_hole() -> Image.Image:
+    "A gray palette image whose index 0 (black, used only in the hole) is the transparent colour."
+    idx = TRUTH.copy(); idx[HOLE] = 0                                           # TRUTH's darkest level is 15: index 0 is free
+    im = Image.frombytes("P", idx.shape[::-1], idx.tobytes())
+    im.putpalette([v for i in range(256) for v in (i, i, i)])
+    return im
+
+def _exif_rotated(p: Path):
+    "The truth stored on its side, with the EXIF orientation (6: turn 90 degrees clockwise) that stands it upright."
+    exif = Image.Exif(); exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(np.rot90(TRUTH))).save(p / "face.png", exif=exif)
 MODES = {   # mode: (write the ground truth to a file, the 8-bit gray it means)
     "1":     (lambda p: _one_bit().save(p / "face.png"), lambda: np.asarray(_one_bit().convert("L"))),
     "L":     (lambda p: Image.fromarray(TRUTH).save(p / "face.png"), lambda: TRUTH),
     "LA":    (lambda p: Image.fromarray(np.dstack(_with_hole(TRUTH))).save(p / "face.png"), lambda: _white_hole(TRUTH)),
+    "P-transparent": (lambda p: _palette_with_hole().save(p / "face.png", transparency=0), lambda: _white_hole(TRUTH)),
+    "L-exif-rotated": (_exif_rotated, lambda: TRUTH),
     "P":     (lambda p: Image.fromarray(TRUTH).convert("P", palette=Image.Palette.ADAPTIVE).save(p / "face.png"), lambda: TRUTH),
     "RGB":   (lambda p: Image.fromarray(COLOUR).save(p / "face.png"), lambda: ev.to_gray_uint8(COLOUR)),
     "RGBA":  (lambda p: Image.fromarray(np.dstack(_with_hole(COLOUR))).save(p / "face.png"), lambda: _white_hole(ev.to_gray_uint8(COLOUR))),
