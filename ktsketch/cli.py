@@ -11,7 +11,7 @@ from fastcore.script import anno_parser, Param
 from .core import UserError, get_device, atomic_write_text
 
 # %% auto #0
-__all__ = ['COMMANDS', 'info', 'main', 'train', 'translate']
+__all__ = ['COMMANDS', 'REQUIRED', 'info', 'main', 'train', 'translate']
 
 # %% ../nbs/08_cli.ipynb #e0291a26
 def info(device: str = "auto", # the device to check: auto, cpu, cuda or mps
@@ -25,6 +25,9 @@ def info(device: str = "auto", # the device to check: auto, cpu, cuda or mps
     print(f"device   {dev}")
 
 # %% ../nbs/08_cli.ipynb #3eb320b2
+import warnings
+from . import __version__
+
 COMMANDS = {
     "info": ("ktsketch.cli", "info"),
     "data": ("ktsketch.data", "data_cmd"),
@@ -36,22 +39,46 @@ COMMANDS = {
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
     "pretrain": ("ktsketch.pretrain", "pretrain_cmd"),
 }
+REQUIRED = {   # options a command cannot run without: --help shows them as required, the command says what it expected
+    "data": ("root",), "eval": ("pred", "gt"), "train": ("out",), "translate": ("checkpoint", "out"), "ablate": ("out",),
+    "pretrain": ("out",),
+}
 
 def _command(name):
     mod, fn = COMMANDS[name]
     return getattr(importlib.import_module(mod), fn)
 
 def _fail(prog, msg):
-    print(f"{prog}: error: {msg}", file=sys.stderr)
+    print(f"{prog}: error: {' '.join(str(msg).split())}", file=sys.stderr)
     return 2
 
 def _usage() -> str:
-    lines = ["usage: ktsketch COMMAND [options]   (ktsketch COMMAND --help for details)", "", "commands:"]
+    lines = ["usage: ktsketch COMMAND [options]   (ktsketch COMMAND --help for details; ktsketch --version)", "", "commands:"]
     for name in COMMANDS:
         try: doc = (_command(name).__doc__ or "").strip().splitlines()[0]
         except (ImportError, AttributeError): doc = "(not available in this installation)"
         lines.append(f"  {name:<10} {doc}")
     return "\n".join(lines)
+
+def _mark_required(parser, names):
+    "Show the options `names` as required in --help and usage; the command itself reports a missing one, saying what it expects."
+    actions = [a for a in parser._actions if a.dest in names]
+    for a in actions:
+        if "required" not in (a.help or ""): a.help = f"{a.help} (required)" if a.help else "(required)"
+    def shown_required(fmt):
+        def formatted():
+            for a in actions: a.required = True
+            try: return fmt()
+            finally:
+                for a in actions: a.required = False
+        return formatted
+    parser.format_help, parser.format_usage = shown_required(parser.format_help), shown_required(parser.format_usage)
+
+def _warning_line(prog):
+    "A `warnings.showwarning` that prints one plain line: `ktsketch CMD: warning: ...` (no source path, no class)."
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    return show
 
 class _Exit2(Exception): pass
 
@@ -62,6 +89,8 @@ def main(argv: list[str] | None = None, # the arguments after `ktsketch`; defaul
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"ktsketch {__version__}"); return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         return _fail("ktsketch", f"unknown command {name!r}: expected one of {', '.join(COMMANDS)}")
@@ -69,16 +98,19 @@ def main(argv: list[str] | None = None, # the arguments after `ktsketch`; defaul
     try: func = _command(name)
     except ImportError as e: return _fail(prog, f"this command cannot be loaded ({e}): reinstall ktsketch with its dependencies")
     parser = anno_parser(func, prog=prog)
+    _mark_required(parser, REQUIRED.get(name, ()))
     def _error(msg): print(f"{prog}: error: {msg} (see {prog} --help)", file=sys.stderr); raise _Exit2()
     parser.error = _error
     try: ns = vars(parser.parse_args(rest))
     except _Exit2: return 2
     except SystemExit as e: return int(e.code or 0)   # --help
     ns.pop("pdb", None); ns.pop("xtra", None)
-    try: status = func(**ns)
-    except UserError as e: return _fail(prog, str(e))
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr); return 130
+    with warnings.catch_warnings():                    # restores the caller's warning display afterwards
+        warnings.showwarning = _warning_line(prog)
+        try: status = func(**ns)
+        except UserError as e: return _fail(prog, str(e))
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr); return 130
     return int(status or 0)
 
 # %% ../nbs/08_cli.ipynb #4642715c

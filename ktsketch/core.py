@@ -12,9 +12,10 @@ import torch.nn.functional as nnf
 from PIL import Image
 
 # %% auto #0
-__all__ = ['DEVICE_ENV', 'KINDS', 'IMG_H', 'IMG_W', 'NET_SIZE', 'EYES', 'UserError', 'get_device', 'seed_everything',
-           'seed_worker', 'load_image', 'image_to_tensor', 'tensor_to_uint8', 'tensor_to_image', 'pad_amounts',
-           'pad_to_square', 'crop_from_square', 'atomic_write', 'atomic_save', 'atomic_write_text', 'show_grid']
+__all__ = ['DEVICE_ENV', 'KINDS', 'IMAGE_MODES', 'IMG_H', 'IMG_W', 'NET_SIZE', 'EYES', 'UserError', 'get_device',
+           'seed_everything', 'seed_worker', 'to_8bit', 'load_image', 'image_to_tensor', 'tensor_to_uint8',
+           'tensor_to_image', 'pad_amounts', 'pad_to_square', 'crop_from_square', 'atomic_write', 'atomic_save',
+           'atomic_write_text', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #6df7702e
 class UserError(Exception):
@@ -67,25 +68,82 @@ def seed_worker(worker_id: int):
     np.random.seed(worker_seed)
     random.seed(worker_seed)
 
-# %% ../nbs/00_core.ipynb #7ff9a848
+# %% ../nbs/00_core.ipynb #8d2b2a00
+import io
+from PIL import ImageOps
+
 KINDS = {"photo": ("RGB", 3), "sketch": ("L", 1)}
+IMAGE_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+               "I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # the modes `to_8bit` reads; others are refused
 
 def _check_kind(kind):
     if kind not in KINDS: raise UserError(f"kind {kind!r} is not known: expected 'photo' or 'sketch'")
     return KINDS[kind]
 
+def _round_uint8(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.floor(a + 0.5), 0, 255).astype(np.uint8))
+
+def _deep_gray(im: Image.Image, name) -> Image.Image:
+    "16-bit, 32-bit integer or float gray as 8-bit gray: I;16 by its bit depth, I and F by their range."
+    a = np.asarray(im).astype(np.float64)
+    if im.mode.startswith("I;16"): return _round_uint8(a / 257)            # 65535 -> 255
+    if not np.isfinite(a).all(): raise UserError(f"{name}: an image of mode {im.mode} with NaN or infinite values: expected numbers")
+    lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
+    if im.mode == "F" and lo >= 0 and hi <= 1: return _round_uint8(a * 255)
+    if lo >= 0 and hi <= 255: return _round_uint8(a)
+    if im.mode == "I" and lo >= 0 and hi <= 65535: return _round_uint8(a / 257)
+    expected, show = ("0..1 or 0..255", lambda v: f"{v:g}") if im.mode == "F" else ("0..255 or 0..65535", lambda v: str(int(v)))
+    raise UserError(f"{name}: an image of mode {im.mode} with values {show(lo)}..{show(hi)}: expected {expected} "
+                    f"(save it as an 8-bit or 16-bit PNG)")
+
+def _on_white(im: Image.Image) -> Image.Image:
+    "Composite an image with transparency over white paper."
+    base = "L" if im.mode in ("LA", "La") else "RGB"
+    a = np.asarray(im.convert(base + "A"), dtype=np.float64)              # unpremultiplies La and RGBa
+    alpha = a[..., -1:] / 255
+    out = a[..., :-1] * alpha + 255 * (1 - alpha)
+    return _round_uint8(out[..., 0] if base == "L" else out)
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        from PIL import ImageCms
+        try: return ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except ImageCms.PyCMSError: pass                                   # an unreadable profile: the formula below
+    return im.convert("RGB")
+
+def to_8bit(im: Image.Image, # a PIL image in any mode Pillow opens
+            name="image", # what a `UserError` calls it (the file's path)
+           ) -> Image.Image: # mode "L" (gray) or "RGB" (colour), 8 bits
+    "An image as 8-bit gray or colour, read by what its mode means; a `UserError` names `name` when it cannot be."
+    mode = im.mode
+    if mode in ("L", "RGB"): return im
+    if mode == "1": return im.convert("L")
+    if mode.startswith("I;16") or mode in ("I", "F"): return _deep_gray(im, name)
+    if mode == "CMYK": return _cmyk_to_rgb(im)
+    if mode == "P": return _on_white(im) if "transparency" in im.info else im.convert("RGB")
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"): return _on_white(im)
+    if mode not in IMAGE_MODES: raise UserError(f"{name}: an image of mode {mode}, which ktsketch cannot read: expected gray, colour, palette, 16-bit or CMYK")
+    return im.convert("RGB")
+
 def load_image(path, # an image file
-               kind: str = "photo", # "photo" (RGB) or "sketch" (grayscale)
+               kind: str | None = "photo", # "photo" (RGB), "sketch" (grayscale), or None: "L" or "RGB" as the file holds it
               ) -> Image.Image:
-    "Open `path` as a PIL image in the mode of `kind`; a `UserError` names the file if it cannot be read."
-    mode, _ = _check_kind(kind)
+    "Open `path` as an 8-bit PIL image (see `to_8bit`) in the mode of `kind`; a `UserError` names the file if it cannot be read."
+    mode = None if kind is None else _check_kind(kind)[0]
     path = Path(path)
     if not path.exists(): raise UserError(f"{path}: no such file")
     try:
-        with Image.open(path) as im: im.load(); return im.convert(mode)
-    except (OSError, SyntaxError, ValueError) as e:
+        with Image.open(path) as im:
+            im.load()
+            try: im = ImageOps.exif_transpose(im)            # a camera's "rotated" mark: stand the picture upright
+            except Exception: pass                           # a damaged EXIF block: the pixels are fine as stored
+            img = to_8bit(im, path)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    return img if mode is None else img.convert(mode)
 
+# %% ../nbs/00_core.ipynb #7ff9a848
 def image_to_tensor(img, # PIL image, path, or uint8 array (H, W) or (H, W, C)
                     kind: str = "photo", # "photo" -> 3 channels, "sketch" -> 1 channel
                    ) -> torch.Tensor: # (C, H, W) float32 in [-1, 1]
@@ -95,7 +153,7 @@ def image_to_tensor(img, # PIL image, path, or uint8 array (H, W) or (H, W, C)
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8: raise UserError(f"expected a uint8 array, got {img.dtype}")
         img = Image.fromarray(img)
-    img = img.convert(mode)
+    img = to_8bit(img).convert(mode)
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2: arr = arr[:, :, None]
     t = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()
@@ -149,17 +207,31 @@ def crop_from_square(t: torch.Tensor, # (..., size, size) as `pad_to_square` mad
     return t[..., top:top + h, left:left + w]
 
 # %% ../nbs/00_core.ipynb #f686779d
+def _new_file_mode(path: Path) -> int:
+    "The permissions a file written at `path` gets: an existing file keeps its own, a new one 0o666 less the umask."
+    try: return path.stat().st_mode & 0o7777
+    except FileNotFoundError: pass
+    try:                                               # Linux: read the umask without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"): return 0o666 & ~int(line.split()[1], 8)
+    except OSError: pass
+    mask = os.umask(0o22); os.umask(mask)              # elsewhere: set and restore it
+    return 0o666 & ~mask
+
 def atomic_write(path, # the file to (over)write
                  write, # callable taking an open binary file object
                 ) -> Path:
     "Write `path` through `write(fileobj)` into a temp file beside it, then rename it over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, mode)                            # mkstemp makes 0600: give the file the mode any other write would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)

@@ -9,23 +9,23 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import (UserError, IMG_H, IMG_W, NET_SIZE, get_device, image_to_tensor, tensor_to_uint8,
+from .core import (UserError, IMG_H, IMG_W, NET_SIZE, get_device, image_to_tensor, tensor_to_uint8, to_8bit, load_image,
                    pad_to_square, crop_from_square, atomic_write, atomic_write_text, show_grid)
 
 # %% auto #0
-__all__ = ['RGB2GRAY', 'FSIM_MATLAB_REFERENCE', 'LPIPS_FILES', 'to_gray_uint8', 'fsim_gray', 'fsimc', 'fsim_reference_cases',
-           'ssim_gray', 'score_pairs', 'nlda_fit', 'rank1_curve', 'nlda_defaults', 'nlda_recognition',
-           'plot_nlda_curve', 'plot_metric_bars', 'show_best_worst', 'translate_pairs', 'save_png', 'evaluate',
-           'cost_table', 'lpips_score', 'fid_score', 'load_pred_gt', 'eval_cmd']
+__all__ = ['RGB2GRAY', 'FSIM_MATLAB_REFERENCE', 'SSIM_MIN', 'LPIPS_FILES', 'to_gray_uint8', 'fsim_gray', 'fsimc',
+           'fsim_reference_cases', 'ssim_gray', 'score_pairs', 'nlda_fit', 'rank1_curve', 'nlda_defaults',
+           'nlda_recognition', 'plot_nlda_curve', 'plot_metric_bars', 'show_best_worst', 'translate_pairs', 'save_png',
+           'evaluate', 'cost_table', 'lpips_score', 'fid_score', 'load_pred_gt', 'eval_cmd']
 
 # %% ../nbs/06_evaluation.ipynb #94d6b801
 RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray weights
 
-def to_gray_uint8(img, # PIL image, uint8 array (H, W) or (H, W, 3), or tensor (C, H, W) in [-1, 1]
+def to_gray_uint8(img, # PIL image (any mode `core.to_8bit` reads), uint8 array (H, W) or (H, W, 3), or tensor (C, H, W) in [-1, 1]
                  ) -> np.ndarray: # (H, W) uint8
     "Grayscale as MATLAB's `rgb2gray` on uint8 input: weighted sum in double precision, rounded half away from zero."
     if isinstance(img, Image.Image):
-        img = np.asarray(img if img.mode in ("L", "RGB") else img.convert("RGB"))
+        img = np.asarray(to_8bit(img))                          # 16-bit, palette, alpha, CMYK: read by their meaning
     elif not isinstance(img, np.ndarray):   # a torch tensor
         img = tensor_to_uint8(img)
     if img.dtype != np.uint8: raise UserError(f"expected a uint8 image, got dtype {img.dtype}")
@@ -52,7 +52,7 @@ def _as_batch(imgs, gray: bool) -> np.ndarray:
     for im in imgs:
         if gray: out.append(to_gray_uint8(im))
         else:
-            a = np.asarray(im.convert("RGB")) if isinstance(im, Image.Image) else (np.asarray(im) if isinstance(im, np.ndarray) else tensor_to_uint8(im))
+            a = np.asarray(to_8bit(im).convert("RGB")) if isinstance(im, Image.Image) else (np.asarray(im) if isinstance(im, np.ndarray) else tensor_to_uint8(im))
             if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3:
                 raise UserError(f"FSIMc needs RGB uint8 images (H, W, 3), got {a.dtype} {a.shape}")
             out.append(a)
@@ -133,6 +133,13 @@ FSIM_MATLAB_REFERENCE = {
 }
 
 # %% ../nbs/06_evaluation.ipynb #21566349
+SSIM_MIN = 11   # the side of SSIM's Gaussian window (sigma 1.5, truncated at 3.5 sigma): smaller images have no SSIM
+
+def _check_ssim_size(shape, name="image"):
+    h, w = shape[:2]
+    if min(h, w) < SSIM_MIN:
+        raise UserError(f"{name}: {h}x{w} is smaller than SSIM's {SSIM_MIN}x{SSIM_MIN} window: expected images of at least {SSIM_MIN}x{SSIM_MIN}")
+
 def ssim_gray(pred, # image (H, W) / (H, W, 3) uint8, PIL or [-1,1] tensor, or a sequence / (N, H, W) stack
               gt,   # the ground truth, the same size
              ): # a float for one pair, an array for many
@@ -141,18 +148,19 @@ def ssim_gray(pred, # image (H, W) / (H, W, 3) uint8, PIL or [-1,1] tensor, or a
     single = _is_single(pred, True)
     p, g = _as_batch(pred, True), _as_batch(gt, True)
     if p.shape != g.shape: raise UserError(f"prediction and ground truth differ in size: {p.shape} vs {g.shape}")
+    _check_ssim_size(p.shape[1:])
     s = np.array([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                         data_range=255, K1=0.01, K2=0.03) for a, b in zip(p, g)])
     return _single_or_array(s, single)
 
 # %% ../nbs/06_evaluation.ipynb #6db46129
 def _is_rgb(im) -> bool:
-    if isinstance(im, Image.Image): return im.mode not in ("L", "I", "I;16", "1", "F")
+    if isinstance(im, Image.Image): return to_8bit(im).mode == "RGB"
     if isinstance(im, np.ndarray): return im.ndim == 3 and im.shape[-1] == 3
     return im.shape[-3] == 3                                   # a (C, H, W) tensor
 
 def _as_rgb(im) -> np.ndarray:
-    if isinstance(im, Image.Image): return np.asarray(im.convert("RGB"))
+    if isinstance(im, Image.Image): return np.asarray(to_8bit(im).convert("RGB"))
     return im if isinstance(im, np.ndarray) else tensor_to_uint8(im)
 
 def score_pairs(preds, # sequence of images (uint8 arrays, PIL, [-1,1] tensors), or an (N, H, W[, 3]) uint8 stack
@@ -171,6 +179,7 @@ def score_pairs(preds, # sequence of images (uint8 arrays, PIL, [-1,1] tensors),
     gg = [to_gray_uint8(g) for g in gts]
     for n, a, b in zip(names, gp, gg):
         if a.shape != b.shape: raise UserError(f"{n}: prediction is {a.shape[0]}x{a.shape[1]} but ground truth is {b.shape[0]}x{b.shape[1]}")
+        _check_ssim_size(b.shape, n)
     cols = {"fsim": np.zeros(len(gp)), "ssim": np.zeros(len(gp))}
     for shape in {a.shape for a in gp}:       # piq batches one size at a time
         idx = [i for i, a in enumerate(gp) if a.shape == shape]
@@ -525,14 +534,11 @@ def _images_by_stem(folder, role: str) -> dict:
     return found
 
 def _read_image(path: Path, kind: str) -> np.ndarray:
-    "(H, W) MATLAB-gray uint8 for sketches; (H, W, 3) RGB uint8 for photos."
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if kind == "photo": return np.asarray(im.convert("RGB"))
-            return np.asarray(im) if im.mode == "L" else to_gray_uint8(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+    "(H, W) MATLAB-gray uint8 for sketches; (H, W, 3) RGB uint8 for photos; any mode `core.load_image` reads."
+    im = load_image(path, None)                      # 8-bit "L" or "RGB", or a UserError naming the file
+    _check_ssim_size((im.height, im.width), path)
+    if kind == "photo": return np.asarray(im.convert("RGB"))
+    return to_gray_uint8(im)                         # gray as is; colour by MATLAB's rgb2gray
 
 def _match_size(pred: np.ndarray, gt: np.ndarray, path: Path) -> np.ndarray:
     if pred.shape[:2] == gt.shape[:2]: return pred

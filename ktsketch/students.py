@@ -12,9 +12,9 @@ from .core import UserError, get_device
 from .teachers import Teacher, FULL_WIDTHS, SMALL_WIDTHS
 
 # %% auto #0
-__all__ = ['STUDENT_WIDTHS', 'BENCH_TARGETS', 'conv_in_relu', 'ResBlock', 'Student', 'Adapter', 'init_pix2pix_weights',
-           'UNetGenerator', 'PatchDiscriminator', 'count_params', 'in_channels', 'count_macs', 'model_cost',
-           'bench_models', 'bench_cmd']
+__all__ = ['STUDENT_WIDTHS', 'BENCH_TARGETS', 'MEMORY_MARGIN', 'conv_in_relu', 'ResBlock', 'Student', 'Adapter',
+           'init_pix2pix_weights', 'UNetGenerator', 'PatchDiscriminator', 'count_params', 'in_channels', 'count_macs',
+           'model_cost', 'forward_memory', 'available_memory', 'bench_models', 'bench_cmd']
 
 # %% ../nbs/04_students.ipynb #f5d23343
 def conv_in_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -213,6 +213,51 @@ def model_cost(model: nn.Module, # a generator with an `in_ch` attribute
     finally: model.train(was_training)
     return dict(params=count_params(model), macs=macs, img_per_s=batch * n / elapsed)
 
+# %% ../nbs/04_students.ipynb #b364f5b6
+import os, weakref
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+class _LiveBytes(TorchDispatchMode):
+    "Bytes of tensor storages alive during the ops run under it, and their peak."
+    def __init__(self):
+        super().__init__(); self.live = self.peak = 0; self.seen = set()
+    def _freed(self, key, n): self.live -= n; self.seen.discard(key)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor): continue
+            storage = t.untyped_storage()
+            key = storage._cdata                       # views share their base's storage: count it once
+            if key in self.seen: continue
+            self.seen.add(key); self.live += storage.nbytes()
+            weakref.finalize(storage, self._freed, key, storage.nbytes())
+        self.peak = max(self.peak, self.live)
+        return out
+
+def forward_memory(model: nn.Module, # any generator
+                   size: int = 256, # input height and width
+                   batch: int = 1, # images per forward pass
+                  ) -> int: # bytes: parameters + input + peak live activations (inference, no gradients)
+    "Estimated memory of one inference pass of `model` on `batch` x `size` x `size` images (run on the meta device)."
+    meta = copy.deepcopy(model).to("meta").eval()
+    x = torch.empty(batch, in_channels(model), size, size, device="meta")
+    counter = _LiveBytes()
+    with torch.inference_mode(), counter: meta(x)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return weights + x.numel() * x.element_size() + counter.peak
+
+def available_memory(device: torch.device) -> int | None:
+    "Bytes free for new tensors on `device`: CUDA's free memory, else the system's available RAM; None when unknown."
+    if device.type == "cuda": return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:                # Linux: MemAvailable counts reclaimable caches too
+            for line in f:
+                if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
+    except OSError: pass
+    try: return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError): return None
+
 # %% ../nbs/04_students.ipynb #bb7cdac9
 BENCH_TARGETS = dict(macs_ratio=10.0, speed_ratio=5.0)   # teacher/student MACs, student/pix2pix img/s (CPU)
 
@@ -220,6 +265,21 @@ def bench_models(size: int = 256) -> dict:
     "The three generators `ktsketch bench` compares: photo teacher (VGG widths), student G, pix2pix netG."
     n_downs = min(8, size.bit_length() - 1)          # U-Net-256 at 256 and above; unet_128 at 128, ... below
     return {"teacher": Teacher(3, 3, FULL_WIDTHS), "student": Student(3, 1), "pix2pix": UNetGenerator(3, 1, n_downs=n_downs)}
+
+MEMORY_MARGIN = 2.0   # ask for twice the estimate: oneDNN workspaces and allocator slack (1.2-1.6x measured on a CPU)
+
+def _check_fits(models: dict, size: int, dev: torch.device):
+    "Refuse a --size whose forward pass cannot fit in the memory `dev` has free, before allocating anything."
+    free = available_memory(dev)
+    if free is None: return
+    need = {name: forward_memory(m, size) for name, m in models.items()}
+    name = max(need, key=need.get)
+    if need[name] * MEMORY_MARGIN <= free: return
+    weights = sum(p.numel() * p.element_size() for p in models[name].parameters())
+    fits = [s for s in (2 ** k for k in range(3, 16)) if s < size and (weights + (need[name] - weights) * (s / size) ** 2) * MEMORY_MARGIN <= free]
+    hint = f": use --size {fits[-1]} or less" if fits else ""
+    raise UserError(f"--size {size}: the {name} needs about {need[name] * MEMORY_MARGIN / 2**30:.1f} GiB for one image "
+                    f"(estimated, with a {MEMORY_MARGIN:g}x margin) but {dev} has {free / 2**30:.1f} GiB free{hint}")
 
 def bench_cmd(size: int = 256, # input height and width (divisible by 8; 256 for pix2pix's U-Net-256)
               device: str = "auto", # auto, cpu, cuda, cuda:N or mps
@@ -232,8 +292,10 @@ def bench_cmd(size: int = 256, # input height and width (divisible by 8; 256 for
     if size < 8 or size % 8: raise UserError(f"--size must be a multiple of 8 (at least 8), got {size}")
     if size < 256 and size & (size - 1): raise UserError(f"--size below 256 must be a power of two for pix2pix's U-Net, got {size}")
     dev = get_device(device)
+    models = bench_models(size)
+    _check_fits(models, size, dev)
     torch.manual_seed(0)
-    results = {name: model_cost(m, size, dev) for name, m in bench_models(size).items()}
+    results = {name: model_cost(m, size, dev) for name, m in models.items()}
     t, s, p = results["teacher"], results["student"], results["pix2pix"]
     ratios = dict(teacher_over_student_macs=t["macs"] / s["macs"], student_over_pix2pix_img_per_s=s["img_per_s"] / p["img_per_s"])
     out = dict(models=results, device=str(dev), size=size, threads=torch.get_num_threads(), ratios=ratios)

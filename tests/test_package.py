@@ -43,7 +43,7 @@ def test_help_exits_0():
     r = run_cli("info", "--help")
     assert r.returncode == 0 and "--device" in r.stdout
     r = run_cli("--help")
-    assert r.returncode == 0 and "info" in r.stdout
+    assert r.returncode == 0 and "info" in r.stdout and "--version" in r.stdout
 
 def test_wheel_installs_into_a_clean_venv(tmp_path):
     "Build the wheel, install it (no deps) into a new venv that borrows the dependencies, run the script."
@@ -58,6 +58,9 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: torch" in meta and "Requires-Dist: piq" in meta
     env_dir = tmp_path / "venv"
+    # the new venv must see its own ktsketch only: a PYTHONPATH pointing at a checkout (whose build left an
+    # egg-info there) would make pip think ktsketch is installed already, and imports find the checkout
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -65,14 +68,14 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     # borrow the dependencies (torch is 5 GB) from this environment, but not its ktsketch
     (Path(site) / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=clean)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(env_dir / "bin" / "ktsketch"), "info", "--device", "cpu"], capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path)
+                       text=True, timeout=120, cwd=tmp_path, env=clean)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([str(py), "-c", "import ktsketch; print(ktsketch.__file__)"], capture_output=True,
-                       text=True, cwd=tmp_path)
+                       text=True, cwd=tmp_path, env=clean)
     assert r.stdout.strip().startswith(str(env_dir)), r.stdout
     r = subprocess.run([str(py), "-c", "from ktsketch.ablation import published_finding; print(published_finding())"],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120, env=clean)
     assert r.returncode == 0 and "Data-limited check" in r.stdout, r.stderr[-2000:]
