@@ -34,6 +34,7 @@ COMMANDS = {
     "train": ("ktsketch.cli", "train"),
     "translate": ("ktsketch.cli", "translate"),
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
+    "lab": ("ktsketch.apps", "lab_cmd"),
 }
 
 def _command(name):
