@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_apps.ipynb #b2c31837
 from __future__ import annotations
-import html, io, os, re, secrets, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import html, io, os, re, secrets, signal, socket, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -545,9 +545,10 @@ def example_photo() -> Image.Image:
 
 # %% ../nbs/07b_apps.ipynb #f106e46e
 DOMAIN_GAP = """<b>Why a real face comes out badly: the domain gap.</b> These students learned from {n} synthetic
-faces that ktsketch draws itself, at {size}x{size} pixels, always lit the same way, on plain backgrounds,
-with the eyes at the same place in a 250x200 frame. A real photo differs in everything they never saw: skin
-texture, hair, lighting and shadows, the background, the camera, and where the face sits in the frame.
+faces that ktsketch draws itself, at {size}x{size} pixels: cartoon-like shapes, smooth skin, a small range of
+hair, lighting and backgrounds, and the eyes always at the same place in a 250x200 frame. A real photo differs in
+everything they never saw: skin texture, hair, real lighting and shadows, the background, the camera, and where
+the face sits in the frame.
 So expect a blurry or strange result: that is not a bug but the point of the lesson. A network is only as
 good as the match between its training data and what it is given. Narrowing the gap takes real training
 pairs (CUFS, CUFSF: faces aligned with the eyes at (75, 125) and (125, 125), see <code>ktsketch.data.align_face</code>)
@@ -713,6 +714,8 @@ def voila_command(notebook, port: int, token: str) -> list:
             "--Voila.log_level=WARN"]
 
 # %% ../nbs/07b_apps.ipynb #5a0afc17
+def _interrupt(signum, frame): raise KeyboardInterrupt
+
 def lab_cmd(port: int = 8866, # the port on 127.0.0.1
             token: str = None, # the token the address must carry (default: a new random one)
            ):
@@ -726,6 +729,8 @@ def lab_cmd(port: int = 8866, # the port on 127.0.0.1
     nb = lab_notebook_path()
     if not nb.is_file(): raise UserError(f"{nb}: the lab notebook is missing from this installation: reinstall ktsketch")
     proc = subprocess.Popen(voila_command(nb, port, token), start_new_session=True)   # Ctrl-C reaches us, and we stop it
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None   # `kill` stops it as cleanly as Ctrl-C
     try:
         if not _wait_for_port(port, proc, 120):
             raise UserError(f"Voila did not start (exit status {proc.poll()}): see its messages above")
@@ -737,4 +742,6 @@ def lab_cmd(port: int = 8866, # the port on 127.0.0.1
     except KeyboardInterrupt:
         print("ktsketch lab: stopped", flush=True)
         return 0
-    finally: _stop(proc)
+    finally:
+        _stop(proc)
+        if main: signal.signal(signal.SIGTERM, previous)

@@ -478,3 +478,14 @@ def test_the_lab_notebook_shows_every_app():
     assert nb.metadata.kernelspec.name == "python3" and all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     cmd = voila_command(lab_notebook_path(), 9999, "tok-12345678")
     assert "--Voila.ip=127.0.0.1" in cmd and "--strip_sources=True" in cmd and "--Voila.port_retries=0" in cmd
+
+def test_the_wheel_ships_the_lab_notebook_and_needs_voila(tmp_path):
+    import subprocess, sys, zipfile
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    z = zipfile.ZipFile(next(tmp_path.glob("ktsketch-*.whl")))
+    assert "ktsketch/notebooks/ktsketch_lab.ipynb" in z.namelist() and "ktsketch/apps.py" in z.namelist()
+    meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: voila" in meta
