@@ -184,6 +184,9 @@ class FsimPlayground(WidgetApp):
         ax.plot(x, c["fsim"], "o-", color="tab:blue", label="FSIM")
         ax.plot(x, c["ssim"], "s-", color="tab:orange", label="SSIM")
         j = c["strength"].index(m["strength"])
+        if abs(c["fsim"][j] - m["fsim"]) > 1e-6 or abs(c["ssim"][j] - m["ssim"]) > 1e-9:   # the maps' scores are notebook 06's
+            raise RuntimeError(f"the maps give FSIM {m['fsim']} and SSIM {m['ssim']}, fsim_gray/ssim_gray "
+                               f"{c['fsim'][j]} and {c['ssim'][j]}: piq's building blocks changed")
         ax.plot([j, j], [c["fsim"][j], c["ssim"][j]], "o", ms=12, mfc="none", mec="black", label="shown")
         ax.set_xticks(x); ax.set_xticklabels([f"{s:g}" for s in c["strength"]], fontsize=7)
         ax.set_xlabel(DISTORTIONS[m["distortion"]][0], fontsize=8); ax.set_ylabel("score (1 = identical)", fontsize=8)
