@@ -12,7 +12,7 @@ import ipywidgets as W
 from PIL import Image, ImageFilter
 from matplotlib.figure import Figure
 from .core import UserError, load_image, image_to_tensor, tensor_to_uint8, pad_to_square
-from .data import fit_to_frame, resize_square, square_to_original
+from .data import fit_to_frame, resize_square
 from .evaluation import (fsim_gray, ssim_gray, to_gray_uint8, nlda_recognition, nlda_fit, rank1_curve,
                                  plot_nlda_curve, translate_pairs)
 from .widgets import WidgetApp, new_figure, figure_png, image_widget, draw_image, run_generator
