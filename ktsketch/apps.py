@@ -646,6 +646,7 @@ class LabApps:
     def __init__(self, size: int = 32, # the working size
                  steps: int = 60, # training steps of the students the apps show
                  n_test: int = 32, # test faces (also the NLDA identities)
+                 train_steps: int = 200, # steps per click of the dashboard's Train button
                  seed: int = 0):
         from ktsketch.widgets import (tiny_world, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
         from ktsketch.transfer import Trainer, TrainConfig
@@ -655,9 +656,9 @@ class LabApps:
                     mutual_ramp=max(1, steps // 4), sample_every=0, ckpt_every=0, progress=False, device="cpu", seed=seed)
         self.kt = Trainer(TrainConfig.from_preset("kt", **tiny), world.train_tensors, teachers=world.teachers).fit()
         self.pixel = Trainer(TrainConfig.from_preset("pixel", **tiny), world.train_tensors).fit()
-        live = Trainer(TrainConfig.from_preset("kt", **{**tiny, "steps": 200, "sample_every": 25}), world.train_tensors,
+        live = Trainer(TrainConfig.from_preset("kt", **{**tiny, "steps": train_steps, "sample_every": 25}), world.train_tensors,
                        teachers=world.teachers)
-        self.dashboard = TrainingDashboard(live, refresh_s=0.5, train_steps=200, title="Training G and F (kt preset, live)")
+        self.dashboard = TrainingDashboard(live, refresh_s=0.5, train_steps=train_steps, title="Training G and F (kt preset, live)")
         self.explorer = SampleExplorer(world.test, {"pixel": (self.pixel.G, self.pixel.F), "kt": (self.kt.G, self.kt.F)},
                                        teachers=world.teachers, size=size)
         self.viewer = FeatureViewer(self.kt, world.test_tensors)

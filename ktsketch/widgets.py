@@ -237,7 +237,7 @@ def draw_samples(fig: Figure, images: dict, # a trainer's sample images: photo, 
 class TrainingDashboard(WidgetApp, Callback):
     "A trainer callback with live loss curves, the latest samples, a progress bar and a Stop button."
     def __init__(self, trainer: Trainer, # the trainer to watch; the dashboard adds itself to its callbacks
-                 refresh_s: float = 1.0, # redraw the loss curves at most this often (seconds)
+                 refresh_s: float = 1.0, # redraw the loss curves at most this often (seconds; less often when a redraw is slow)
                  n_samples: int = 3, # sample pairs shown
                  title: str | None = None,
                  train_steps: int | None = None, # show a "Train" button that trains this many more steps in a thread
@@ -248,6 +248,7 @@ class TrainingDashboard(WidgetApp, Callback):
         self.total = trainer.config.steps
         self.state, self.samples, self.sample_step = "ready", None, None
         self.thread, self.exception, self._last_draw, self._t0, self._t0_step = None, None, 0.0, None, 0
+        self._draw_cost = 0.0   # seconds the last redraw took
         self.title = W.HTML(f"<b>{html.escape(title or 'Training ' + repr(trainer.config.preset) + ': G and F')}</b>")
         self.progress = W.IntProgress(value=trainer.step, min=0, max=max(1, self.total), description="step")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
@@ -301,12 +302,14 @@ class TrainingDashboard(WidgetApp, Callback):
 
     def refresh(self, losses: bool = True, samples: bool = False):
         "Redraw the status line (and the loss curves / samples when asked)."
+        t0 = time.perf_counter()
         self.progress.max = max(1, self.total)
         self.progress.value = min(self.trainer.step, self.progress.max)
         self.status.value = html.escape(self.status_text())
         if losses: self.loss_image.value = figure_png(self.loss_figure())
         if samples: self.sample_image.value = figure_png(self.samples_figure())
         self._last_draw = time.perf_counter()
+        self._draw_cost = self._last_draw - t0
 
     # ---- the trainer's callbacks ----
     def on_train_begin(self, trainer):
@@ -318,7 +321,9 @@ class TrainingDashboard(WidgetApp, Callback):
         self.guard(self.refresh)(losses=False)
 
     def on_step_end(self, trainer, step, logs):
-        if time.perf_counter() - self._last_draw >= self.refresh_s: self.guard(self.refresh)()
+        # drawing costs more than a tiny step: redraw after at least twice the last redraw's time, so that
+        # drawing never takes more than a third of the run however slow the computer
+        if time.perf_counter() - self._last_draw >= max(self.refresh_s, 2 * self._draw_cost): self.guard(self.refresh)()
         else: self.progress.value = min(step, self.progress.max)
 
     def on_sample(self, trainer, step, images):
