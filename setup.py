@@ -34,7 +34,8 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['ktsketch', 'ktsketch.*']),
     include_package_data=True,
-    package_data={'ktsketch': ['results/*.csv']},   # the ablation table notebook 11 made (the demo report quotes it)
+    package_data={'ktsketch': ['results/*.csv',      # the ablation table notebook 11 made (the demo report quotes it)
+                               'notebooks/*.ipynb']},  # the page `ktsketch lab` serves (notebook 07b)
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,

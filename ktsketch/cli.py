@@ -38,6 +38,7 @@ COMMANDS = {
     "translate": ("ktsketch.cli", "translate"),
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
     "pretrain": ("ktsketch.pretrain", "pretrain_cmd"),
+    "lab": ("ktsketch.apps", "lab_cmd"),
 }
 REQUIRED = {   # options a command cannot run without: --help shows them as required, the command says what it expected
     "data": ("root",), "eval": ("pred", "gt"), "train": ("out",), "translate": ("checkpoint", "out"), "ablate": ("out",),

@@ -15,14 +15,14 @@ from .core import UserError, tensor_to_uint8
 from .data import PairedDataset, UnpairedDataset, PairRecord, square_to_original
 from .teachers import Teacher, train_teacher, freeze
 from .transfer import (Callback, Trainer, TrainConfig, TEACHER_TARGET, feature_loss, teacher_features,
-                       pair_tensors, heldout_l1)
+                       pair_tensors, heldout_l1, translate)
 from .evaluation import fsim_gray, ssim_gray, to_gray_uint8
 
 # %% auto #0
-__all__ = ['LOSS_COLOURS', 'NOT_LOSSES', 'DIRECTIONS', 'STREAM_LABELS', 'TEACHER_CHOICES', 'MUTUAL_CHOICES', 'new_figure',
-           'figure_png', 'image_widget', 'WidgetApp', 'PairList', 'TinyWorld', 'tiny_world', 'release_comm_route',
-           'loss_terms', 'draw_losses', 'draw_image', 'draw_samples', 'TrainingDashboard', 'run_generator',
-           'SampleExplorer', 'FeatureViewer', 'LossWeightLab']
+__all__ = ['LOSS_COLOURS', 'NOT_LOSSES', 'DIRECTIONS', 'STREAM_LABELS', 'TEACHER_CHOICES', 'MUTUAL_CHOICES', 'LAB_PRESETS',
+           'LAB_METRICS', 'new_figure', 'figure_png', 'image_widget', 'error_html', 'WidgetApp', 'PairList',
+           'TinyWorld', 'app_teachers', 'tiny_world', 'release_comm_route', 'loss_terms', 'draw_losses', 'draw_image',
+           'draw_samples', 'TrainingDashboard', 'run_generator', 'SampleExplorer', 'FeatureViewer', 'LossWeightLab']
 
 # %% ../nbs/07_widgets.ipynb #6000b63a
 def new_figure(width: float, height: float, # inches
@@ -43,6 +43,15 @@ def image_widget() -> W.Image:
     "An empty PNG image widget shown at its natural size (a flex box would otherwise stretch it to the box)."
     return W.Image(format="png", layout=W.Layout(align_self="flex-start", object_fit="contain"))
 
+def error_html(e: BaseException) -> str:
+    "What an app shows for an exception: a `UserError`'s one-line message; for anything else the message and a folded traceback."
+    if isinstance(e, UserError):
+        return f"<div style='color:#b00020;font-weight:bold'>{html.escape(str(e))}</div>"
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return (f"<div style='color:#b00020'><b>{html.escape(f'{type(e).__name__}: {e}')}</b>"
+            "<details><summary>traceback (for whoever maintains the app)</summary>"
+            f"<pre style='white-space:pre-wrap;font-size:11px'>{html.escape(tb[-4000:])}</pre></details></div>")
+
 class WidgetApp:
     "Base of the apps: `ui` (the widget tree), an error area, `guard` for callbacks, a static PNG fallback."
     def __init__(self):
@@ -52,22 +61,27 @@ class WidgetApp:
         self.ui = W.VBox([self.error_area])
 
     def guard(self, fn):
-        "Wrap a callback: an exception is shown in the error area, kept in `errors`, and raised again."
+        "Wrap a callback: an exception is shown in the error area, kept in `errors`, and raised again; success clears the area."
         @functools.wraps(fn)
         def guarded(*args, **kwargs):
-            try: return fn(*args, **kwargs)
+            try: out = fn(*args, **kwargs)
             except Exception as e:
                 self.show_error(e)
                 raise
+            self.clear_error()
+            return out
         return guarded
 
     def show_error(self, e: BaseException):
-        "Show an exception's traceback in the app and keep it in `errors`."
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        self.errors.append(tb)
-        self.error_area.value = ("<pre style='color:#b00020;white-space:pre-wrap;font-size:11px'>"
-                                 f"{html.escape(tb[-4000:])}</pre>")
+        "Show an exception in the app (see `error_html`) and keep its traceback in `errors`."
+        self.errors.append("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        self.error_area.value = error_html(e)
         self.error_area.layout.display = None
+
+    def clear_error(self):
+        "Hide the error area (the last action worked); `errors` keeps the history."
+        if self.error_area.value:
+            self.error_area.value, self.error_area.layout.display = "", "none"
 
     def figure(self) -> Figure:
         "The app's current picture as a matplotlib figure (subclasses draw it)."
@@ -112,6 +126,27 @@ class TinyWorld:
 
 _WORLDS = {}
 
+def app_teachers(splits, # `synthetic_splits(...)`: its unpaired pools train the teachers
+                 size: int = 32, # the square size the teachers see
+                 seed: int = 0, # seeds the teachers' initialisation and batches
+                 widths=(8, 16, 32, 32), # teacher channels per level
+                 convs=(1, 1, 1, 1), # 3x3 convs per teacher block (VGG-19 has 2, 2, 4, 4)
+                 steps: int = 100, # pre-training steps per teacher
+                 batch_size: int = 16,
+                 lr: float = 2e-3,
+                ) -> tuple: # (photo_teacher, sketch_teacher), frozen, in eval mode
+    "The teachers every app uses: the one place they come from (small ones pre-trained here on the pools, in seconds)."
+    teachers = []
+    for k, (kind, pool, ch) in enumerate((("photo", splits.photo_pool, 3), ("sketch", splits.sketch_pool, 1))):
+        images = UnpairedDataset(pool, kind, size=size)
+        images = [images[i] for i in range(len(images))]
+        torch.manual_seed(seed + k)
+        teacher = Teacher(ch, ch, widths, n_convs=convs)
+        teacher.history = train_teacher(teacher, images, steps, batch_size=batch_size, lr=lr, device="cpu",
+                                        seed=seed + k, progress=False)
+        teachers.append(freeze(teacher).eval())
+    return tuple(teachers)
+
 def tiny_world(seed: int = 0, # the synthetic world's seed (also the teachers')
                size: int = 32, # the square size (a multiple of 8)
                n_train: int = 16, # training pairs
@@ -123,7 +158,7 @@ def tiny_world(seed: int = 0, # the synthetic world's seed (also the teachers')
                teacher_batch: int = 16,
                teacher_lr: float = 2e-3,
               ) -> TinyWorld:
-    "Synthetic train/test pairs and two small pre-trained teachers, on the CPU; cached per arguments."
+    "Synthetic train/test pairs and the apps' teachers (`app_teachers`), on the CPU; cached per arguments."
     from ktsketch.synthetic import synthetic_splits
     key = (seed, size, n_train, n_test, n_pool, tuple(teacher_widths), tuple(teacher_convs), teacher_steps, teacher_batch, teacher_lr)
     if key in _WORLDS: return _WORLDS[key]
@@ -131,15 +166,7 @@ def tiny_world(seed: int = 0, # the synthetic world's seed (also the teachers')
     splits = synthetic_splits(seed=seed, n_train=n_train, n_val=0, n_test=n_test, n_pool=n_pool)
     train = PairList(splits.train.get(i) for i in range(n_train))
     test = PairList(splits.test.get(i) for i in range(n_test))
-    teachers = []
-    for k, (kind, pool, ch) in enumerate((("photo", splits.photo_pool, 3), ("sketch", splits.sketch_pool, 1))):
-        images = UnpairedDataset(pool, kind, size=size)
-        images = [images[i] for i in range(len(images))]
-        torch.manual_seed(seed + k)
-        teacher = Teacher(ch, ch, teacher_widths, n_convs=teacher_convs)
-        teacher.history = train_teacher(teacher, images, teacher_steps, batch_size=teacher_batch, lr=teacher_lr, device="cpu",
-                                        seed=seed + k, progress=False)
-        teachers.append(freeze(teacher))
+    teachers = app_teachers(splits, size, seed, teacher_widths, teacher_convs, teacher_steps, teacher_batch, teacher_lr)
     world = TinyWorld(size, train, test, pair_tensors(train, size), pair_tensors(test, size), *teachers,
                       seconds=time.perf_counter() - t0)
     _WORLDS[key] = world
@@ -210,24 +237,31 @@ def draw_samples(fig: Figure, images: dict, # a trainer's sample images: photo, 
 class TrainingDashboard(WidgetApp, Callback):
     "A trainer callback with live loss curves, the latest samples, a progress bar and a Stop button."
     def __init__(self, trainer: Trainer, # the trainer to watch; the dashboard adds itself to its callbacks
-                 refresh_s: float = 1.0, # redraw the loss curves at most this often (seconds)
+                 refresh_s: float = 1.0, # redraw the loss curves at most this often (seconds; less often when a redraw is slow)
                  n_samples: int = 3, # sample pairs shown
-                 title: str | None = None):
+                 title: str | None = None,
+                 train_steps: int | None = None, # show a "Train" button that trains this many more steps in a thread
+                ):
         super().__init__()
         self.trainer, self.refresh_s, self.n_samples = trainer, refresh_s, n_samples
         if self not in trainer.callbacks: trainer.callbacks.append(self)
         self.total = trainer.config.steps
         self.state, self.samples, self.sample_step = "ready", None, None
         self.thread, self.exception, self._last_draw, self._t0, self._t0_step = None, None, 0.0, None, 0
+        self._draw_cost = 0.0   # seconds the last redraw took
         self.title = W.HTML(f"<b>{html.escape(title or 'Training ' + repr(trainer.config.preset) + ': G and F')}</b>")
         self.progress = W.IntProgress(value=trainer.step, min=0, max=max(1, self.total), description="step")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
                                     tooltip="stop after the current step (a checkpoint is kept when the trainer has out_dir)")
         self.stop_button.on_click(self.guard(lambda b: self.stop()))
+        self.train_steps = train_steps
+        self.train_button = W.Button(description=f"Train {train_steps} steps" if train_steps else "Train", icon="play",
+                                     button_style="primary", layout=W.Layout(display=None if train_steps else "none"))
+        self.train_button.on_click(self.guard(lambda b: self.train_more()))
         self.status = W.HTML()
         self.status.add_class("ktsketch-status")
         self.loss_image, self.sample_image = image_widget(), image_widget()
-        self.ui = W.VBox([self.title, W.HBox([self.progress, self.stop_button, self.status]),
+        self.ui = W.VBox([self.title, W.HBox([self.progress, self.train_button, self.stop_button, self.status]),
                           W.HBox([self.loss_image, self.sample_image]), self.error_area])
         self.ui.add_class("ktsketch-dashboard")
         self.refresh(samples=True)
@@ -268,23 +302,28 @@ class TrainingDashboard(WidgetApp, Callback):
 
     def refresh(self, losses: bool = True, samples: bool = False):
         "Redraw the status line (and the loss curves / samples when asked)."
+        t0 = time.perf_counter()
         self.progress.max = max(1, self.total)
         self.progress.value = min(self.trainer.step, self.progress.max)
         self.status.value = html.escape(self.status_text())
         if losses: self.loss_image.value = figure_png(self.loss_figure())
         if samples: self.sample_image.value = figure_png(self.samples_figure())
         self._last_draw = time.perf_counter()
+        self._draw_cost = self._last_draw - t0
 
     # ---- the trainer's callbacks ----
     def on_train_begin(self, trainer):
         self.state, self.exception = "training", None
         self._t0, self._t0_step = time.perf_counter(), trainer.step
         self.stop_button.disabled, self.stop_button.description = False, "Stop"
+        self.train_button.disabled = True
         release_comm_route(self.stop_button)   # its click must not wait for this (main-shell) cell
         self.guard(self.refresh)(losses=False)
 
     def on_step_end(self, trainer, step, logs):
-        if time.perf_counter() - self._last_draw >= self.refresh_s: self.guard(self.refresh)()
+        # drawing costs more than a tiny step: redraw after at least twice the last redraw's time, so that
+        # drawing never takes more than a third of the run however slow the computer
+        if time.perf_counter() - self._last_draw >= max(self.refresh_s, 2 * self._draw_cost): self.guard(self.refresh)()
         else: self.progress.value = min(step, self.progress.max)
 
     def on_sample(self, trainer, step, images):
@@ -295,6 +334,7 @@ class TrainingDashboard(WidgetApp, Callback):
         done = trainer.step >= self.total
         self.state = "stopped" if trainer.stopped else ("finished" if done else "failed")
         self.stop_button.disabled, self.stop_button.description = True, "Stop"
+        self.train_button.disabled = False
         if self.sample_step != trainer.step:   # the final outputs, whatever the sampling period
             self.samples, self.sample_step = trainer.sample_images(), trainer.step
         self.guard(self.refresh)(samples=True)
@@ -312,8 +352,8 @@ class TrainingDashboard(WidgetApp, Callback):
             background: bool = False, # train in a thread and return at once (see `wait`)
            ):
         "Train the trainer with this dashboard watching; returns the dashboard."
-        self.total = self.trainer.config.steps if steps is None else steps
         if self.thread is not None and self.thread.is_alive(): raise UserError("this dashboard is already training")
+        self.total = self.trainer.config.steps if steps is None else steps
         if not background:
             self.trainer.fit(steps)
             return self
@@ -325,6 +365,11 @@ class TrainingDashboard(WidgetApp, Callback):
         self.thread = threading.Thread(target=run, name="ktsketch-train", daemon=True)
         self.thread.start()
         return self
+
+    def train_more(self):
+        "Train `train_steps` more steps in a thread (what the Train button does): for pages without code cells."
+        if not self.train_steps: raise UserError("this dashboard has no Train button: pass train_steps=")
+        return self.fit(self.trainer.step + self.train_steps, background=True)
 
     def wait(self, timeout: float | None = None):
         "Block until a background run ends; re-raise its exception, if any."
@@ -543,107 +588,203 @@ class FeatureViewer(WidgetApp):
 # %% ../nbs/07_widgets.ipynb #3e1e3f33
 TEACHER_CHOICES = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 MUTUAL_CHOICES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+LAB_PRESETS = ("pixel", "teacher", "mutual", "kt", "kt_gan")   # pix2pix's U-Net-256 needs 256x256 inputs
+LAB_METRICS = ("test_p2s_l1", "train_p2s_l1", "test_s2p_l1", "train_s2p_l1")
+
+def _choice(value, choices):
+    "The choice nearest to `value` (a preset's weight may not be on a slider)."
+    return min(choices, key=lambda c: abs(c - value))
 
 class LossWeightLab(WidgetApp):
-    "Sliders for lambda_teacher, lambda_mutual and the number of pairs; a button retrains tiny students and compares runs."
+    "Preset, loss weights, levels, teacher parts, pairs and seeds on controls; a button retrains tiny students once per seed."
     def __init__(self, world: TinyWorld, # pairs and teachers (see `tiny_world`)
                  steps: int = 60, # training steps per run
                  widths=(8, 16, 16, 16), # student widths
-                 seed: int = 0, # the same for every run
+                 seed: int = 0, # the first seed (the seed control starts here)
+                 n_seeds: int = 3, # seeds per run (the seeds control starts here)
+                 max_seeds: int = 5, # the seeds control's largest value
+                 n_faces: int = 3, # held-out faces shown per run
                  teacher_choices=TEACHER_CHOICES, mutual_choices=MUTUAL_CHOICES,
                  pair_choices=None, # numbers of training pairs (default: powers of two up to all of them)
+                 presets=LAB_PRESETS, # the presets offered (each sets the lambdas; the sliders then override them)
                  **config, # other TrainConfig fields (batch_size, lr, ...)
                 ):
         super().__init__()
-        self.world, self.steps, self.widths, self.seed, self.config = world, steps, tuple(widths), seed, config
+        self.world, self.steps, self.widths, self.config = world, steps, tuple(widths), config
+        self.teacher_choices, self.mutual_choices = list(teacher_choices), list(mutual_choices)
         n = len(world.train_tensors[0])
         pair_choices = pair_choices or [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k < n] + [n]
-        self.lambda_teacher = W.SelectionSlider(options=list(teacher_choices), value=1.0 if 1.0 in teacher_choices else teacher_choices[0],
-                                                description="λ teacher", continuous_update=False)
-        self.lambda_mutual = W.SelectionSlider(options=list(mutual_choices), value=0.1 if 0.1 in mutual_choices else mutual_choices[0],
-                                               description="λ mutual", continuous_update=False)
-        self.n_pairs = W.SelectionSlider(options=list(pair_choices), value=pair_choices[-1], description="pairs",
-                                         continuous_update=False)
+        self.n_faces = min(n_faces, len(world.test_tensors[0]))
+        s = lambda **kw: dict(continuous_update=False, style={"description_width": "initial"}, **kw)
+        self.preset = W.Dropdown(options=list(presets), value="kt" if "kt" in presets else presets[0], description="preset",
+                                 layout=W.Layout(width="170px"))
+        self.lambda_teacher = W.SelectionSlider(options=self.teacher_choices, description="λ teacher", **s())
+        self.lambda_mutual = W.SelectionSlider(options=self.mutual_choices, description="λ mutual", **s())
+        self.levels = [W.Checkbox(value=True, description=f"L{l}", indent=False, layout=W.Layout(width="52px")) for l in range(4)]
+        self.teacher_parts = W.ToggleButtons(options=["all", "encoder", "decoder"], value="all", description="teacher part",
+                                             style={"button_width": "70px", "description_width": "initial"})
+        self.n_pairs = W.SelectionSlider(options=list(pair_choices), value=pair_choices[-1], description="pairs", **s())
+        self.seed = W.BoundedIntText(value=seed, min=0, max=10**6, description="first seed", layout=W.Layout(width="150px"),
+                                     style={"description_width": "initial"})
+        self.n_seeds = W.IntSlider(value=n_seeds, min=1, max=max(max_seeds, n_seeds), description="seeds", **s())
         self.train_button = W.Button(description="Train students", icon="play", button_style="primary")
         self.clear_button = W.Button(description="Clear", icon="trash")
         self.train_button.on_click(self.guard(lambda b: self.run()))
         self.clear_button.on_click(self.guard(lambda b: self.clear()))
+        self.preset.observe(self.guard(lambda change: self.apply_preset(change["new"])), names="value")
         self.status = W.HTML()
         self.status.add_class("ktsketch-status")
-        self.table = W.HTML()
-        self.plot = image_widget()
-        self.rows = []
-        self.ui = W.VBox([W.HBox([self.lambda_teacher, self.lambda_mutual, self.n_pairs]),
+        self.table, self.plot, self.faces = W.HTML(), image_widget(), image_widget()
+        self.rows, self.run_faces = [], {}
+        levels = W.HBox([W.Label("levels"), *self.levels])
+        self.ui = W.VBox([W.HBox([self.preset, self.lambda_teacher, self.lambda_mutual]),
+                          W.HBox([levels, self.teacher_parts]),
+                          W.HBox([self.n_pairs, self.seed, self.n_seeds]),
                           W.HBox([self.train_button, self.clear_button, self.status]),
-                          self.plot, self.table, self.error_area])
+                          W.HBox([self.plot, self.faces]), self.table, self.error_area])
         self.ui.add_class("ktsketch-lab")
+        self.apply_preset(self.preset.value)
         self.refresh()
 
-    def train(self, lambda_teacher: float, lambda_mutual: float, n_pairs: int) -> dict:
-        "Train one pair of students with these settings and measure them: one row of the table."
+    def apply_preset(self, name: str):
+        "Set the weight sliders to a preset's lambdas (what choosing a preset does)."
+        p = TrainConfig.from_preset(name)
+        self.lambda_teacher.value = _choice(p.lambda_teacher, self.teacher_choices)
+        self.lambda_mutual.value = _choice(p.lambda_mutual, self.mutual_choices)
+
+    def settings(self) -> dict:
+        "The controls' current settings."
+        return dict(preset=self.preset.value, lambda_teacher=float(self.lambda_teacher.value),
+                    lambda_mutual=float(self.lambda_mutual.value), levels=tuple(l for l, c in enumerate(self.levels) if c.value),
+                    teacher_parts=self.teacher_parts.value, pairs=int(self.n_pairs.value),
+                    seeds=tuple(range(self.seed.value, self.seed.value + self.n_seeds.value)))
+
+    def config_for(self, preset="kt", lambda_teacher=1.0, lambda_mutual=0.1, levels=(0, 1, 2, 3), teacher_parts="all",
+                   seed=0, **ignored) -> TrainConfig:
+        "The TrainConfig of one run and seed (a `UserError` for an impossible choice, e.g. no level)."
+        if not levels: raise UserError("choose at least one level for the teacher and mutual losses")
+        base = dict(n_res=1, batch_size=4, n_augs=4, lr=2e-3, mutual_ramp=max(1, self.steps // 4), sample_every=0,
+                    ckpt_every=0, progress=False, device="cpu")
+        return TrainConfig.from_preset(preset, **{**base, **self.config, "lambda_teacher": float(lambda_teacher),
+                                       "lambda_mutual": float(lambda_mutual), "levels": tuple(levels),
+                                       "teacher_parts": teacher_parts, "steps": self.steps, "size": self.world.size,
+                                       "widths": self.widths, "seed": int(seed)})
+
+    def train(self, preset: str = "kt", lambda_teacher: float = 1.0, lambda_mutual: float = 0.1, levels=(0, 1, 2, 3),
+              teacher_parts: str = "all", pairs: int | None = None, seed: int = 0) -> tuple:
+        "Train one pair of students with these settings and measure them: (row of measurements, held-out outputs)."
+        cfg = self.config_for(preset, lambda_teacher, lambda_mutual, levels, teacher_parts, seed)
         photos, sketches = self.world.train_tensors
-        cfg = TrainConfig.from_preset("kt", lambda_teacher=float(lambda_teacher), lambda_mutual=float(lambda_mutual),
-                                      steps=self.steps, size=self.world.size, widths=self.widths, seed=self.seed,
-                                      **{**dict(n_res=1, batch_size=4, n_augs=4, lr=2e-3, mutual_ramp=max(1, self.steps // 4),
-                                                sample_every=0, ckpt_every=0, progress=False, device="cpu"), **self.config})
+        pairs = len(photos) if pairs is None else int(pairs)
         t0 = time.perf_counter()
-        tr = Trainer(cfg, (photos[:n_pairs], sketches[:n_pairs]), teachers=self.world.teachers).fit()
+        tr = Trainer(cfg, (photos[:pairs], sketches[:pairs]), teachers=self.world.teachers).fit()
         train, test = heldout_l1(tr.G, tr.F, (tr.photos, tr.sketches), cfg.size), heldout_l1(tr.G, tr.F, self.world.test_tensors, cfg.size)
-        return dict(run=len(self.rows) + 1, lambda_teacher=float(lambda_teacher), lambda_mutual=float(lambda_mutual),
-                    pairs=int(n_pairs), steps=self.steps, test_p2s_l1=test["p2s_l1"], train_p2s_l1=train["p2s_l1"],
-                    test_s2p_l1=test["s2p_l1"], train_s2p_l1=train["s2p_l1"], seconds=time.perf_counter() - t0)
+        tp, ts = (t[:self.n_faces] for t in self.world.test_tensors)
+        outputs = dict(G=tensor_to_uint8(translate(tr.G, tp, device="cpu")), F=tensor_to_uint8(translate(tr.F, ts, device="cpu")))
+        row = dict(preset=preset, lambda_teacher=float(lambda_teacher), lambda_mutual=float(lambda_mutual),
+                   levels="".join(map(str, levels)), teacher_parts=teacher_parts, pairs=pairs, steps=self.steps, seed=int(seed),
+                   test_p2s_l1=test["p2s_l1"], train_p2s_l1=train["p2s_l1"], test_s2p_l1=test["s2p_l1"],
+                   train_s2p_l1=train["s2p_l1"], seconds=time.perf_counter() - t0)
+        return row, outputs
 
-    def run(self) -> dict:
-        "Train with the sliders' settings (what the button does); the row is added to the table and the plot."
+    def run(self, **settings) -> "pd.DataFrame":
+        "Train once per seed with the controls' settings (or `settings`): what the button does. Returns the new rows."
+        st = {**self.settings(), **settings}
+        self.config_for(**st)                      # an impossible choice fails before anything trains
+        run_id = (max(r["run"] for r in self.rows) + 1) if self.rows else 1
         self.train_button.disabled = True
-        self.status.value = "training..."
+        new = []
         try:
-            row = self.train(self.lambda_teacher.value, self.lambda_mutual.value, self.n_pairs.value)
-            self.rows.append(row)
-            self.status.value = f"run {row['run']}: {row['seconds']:.1f} s"
+            for k, seed in enumerate(st["seeds"]):
+                self.status.value = f"run {run_id}: training seed {seed} ({k + 1} of {len(st['seeds'])})..."
+                row, outputs = self.train(st["preset"], st["lambda_teacher"], st["lambda_mutual"], st["levels"],
+                                          st["teacher_parts"], st["pairs"], seed)
+                new.append({"run": run_id, **row})
+                if k == 0: self.run_faces[run_id] = outputs
         finally: self.train_button.disabled = False
+        self.rows += new
+        self.status.value = f"run {run_id}: {len(new)} seed(s), {sum(r['seconds'] for r in new):.1f} s"
         self.refresh()
-        return row
+        return self.results[self.results.run == run_id]
 
     def clear(self):
         "Forget every run."
-        self.rows = []
+        self.rows, self.run_faces = [], {}
         self.status.value = ""
         self.refresh()
 
     @property
     def results(self) -> "pd.DataFrame":
-        "One row per run."
+        "One row per run and seed."
         import pandas as pd
-        cols = ["lambda_teacher", "lambda_mutual", "pairs", "steps", "test_p2s_l1", "train_p2s_l1",
-                "test_s2p_l1", "train_s2p_l1", "seconds"]
-        return pd.DataFrame(self.rows, columns=["run"] + cols).set_index("run")
+        cols = ["run", "preset", "lambda_teacher", "lambda_mutual", "levels", "teacher_parts", "pairs", "steps", "seed",
+                *LAB_METRICS, "seconds"]
+        return pd.DataFrame(self.rows, columns=cols)
+
+    @property
+    def summary(self) -> "pd.DataFrame":
+        "One row per run: its settings, the number of seeds, and the mean and standard deviation over seeds of each error."
+        import pandas as pd
+        df = self.results
+        keys = ["run", "preset", "lambda_teacher", "lambda_mutual", "levels", "teacher_parts", "pairs", "steps"]
+        if df.empty: return pd.DataFrame(columns=keys + ["seeds"] + [c for m in LAB_METRICS for c in (m, f"{m}_sd")]).set_index("run")
+        g = df.groupby(keys, sort=False)
+        out = g[list(LAB_METRICS)].mean()
+        for m in LAB_METRICS: out[f"{m}_sd"] = g[m].std(ddof=1)
+        out["seeds"] = g.size()
+        return out.reset_index().set_index("run")[keys[1:] + ["seeds"] + [c for m in LAB_METRICS for c in (m, f"{m}_sd")]]
 
     def figure(self) -> Figure:
-        fig = new_figure(6.4, 2.9)
+        fig = new_figure(6.4, 3.1)
         axes = fig.subplots(1, 2, sharey=False)
-        df = self.results
-        labels = [f"{r.Index}\nλt {r.lambda_teacher:g}\nλm {r.lambda_mutual:g}\nn {r.pairs}" for r in df.itertuples()]
+        s, df = self.summary, self.results
+        labels = [f"{i}: {r.preset}\nλt {r.lambda_teacher:g} λm {r.lambda_mutual:g}\nL{r.levels} {r.teacher_parts}\n"
+                  f"n {r.pairs}, {r.seeds} seed{'s' * (r.seeds > 1)}" for i, r in s.iterrows()]
         for ax, d, title in zip(axes, ("p2s", "s2p"), ("photo -> sketch (G)", "sketch -> photo (F)")):
             ax.set_title(title, fontsize=9)
-            if df.empty:
+            if s.empty:
                 ax.text(0.5, 0.5, "press Train", ha="center", va="center", transform=ax.transAxes, color="gray")
                 ax.set_xticks([]); ax.set_yticks([]); continue
-            x = np.arange(len(df))
-            ax.bar(x, df[f"test_{d}_l1"], color="tab:blue", label="held-out")
-            ax.plot(x, df[f"train_{d}_l1"], "o", color="tab:orange", label="training pairs")
+            x = np.arange(len(s))
+            ax.bar(x, s[f"test_{d}_l1"], yerr=s[f"test_{d}_l1_sd"].fillna(0), capsize=3, color="tab:blue", alpha=0.8, label="held-out")
+            ax.errorbar(x + 0.25, s[f"train_{d}_l1"], yerr=s[f"train_{d}_l1_sd"].fillna(0), fmt="o", color="tab:orange",
+                        capsize=2, label="training pairs")
+            for j, run in enumerate(s.index):
+                v = df.loc[df.run == run, f"test_{d}_l1"]
+                ax.plot(np.full(len(v), x[j] - 0.2), v, ".", color="black", ms=4, label="each seed" if j == 0 else None)
             ax.set_xticks(x); ax.set_xticklabels(labels, fontsize=6)
-            ax.set_ylabel("L1 error"); ax.grid(axis="y", alpha=0.3)
-        if not df.empty: fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=7)
+            ax.set_ylabel("L1 error (mean ± SD over seeds)", fontsize=7); ax.grid(axis="y", alpha=0.3)
+        if not s.empty: fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=7)
+        return fig
+
+    def faces_figure(self, runs=None, # the runs to show (default: the last three)
+                    ) -> Figure:
+        "Held-out faces: the inputs, the truth, and what each run's students (first seed) made of them."
+        runs = list(self.run_faces)[-3:] if runs is None else list(runs)
+        tp, ts = (t[:self.n_faces] for t in self.world.test_tensors)
+        rows = [("photo / sketch", tp, ts), ("truth", ts, tp)]
+        rows += [(f"run {r}", self.run_faces[r]["G"], self.run_faces[r]["F"]) for r in runs]
+        n = self.n_faces
+        fig = new_figure(2 * n * 0.72 + 0.9, len(rows) * 0.78 + 0.45)
+        axes = fig.subplots(len(rows), 2 * n, squeeze=False)
+        for i, (label, left, right) in enumerate(rows):
+            for j in range(n):
+                draw_image(axes[i][j], left[j]); draw_image(axes[i][n + j], right[j])
+            axes[i][0].set_ylabel(label, fontsize=7)
+        axes[0][n // 2].set_title("G: photo -> sketch", fontsize=8); axes[0][n + n // 2].set_title("F: sketch -> photo", fontsize=8)
+        fig.suptitle("held-out faces" if runs else "held-out faces (press Train)", fontsize=9)
         return fig
 
     def png(self) -> bytes: return bytes(self.plot.value)
 
     def refresh(self):
-        "Redraw the table and the plot."
+        "Redraw the plot, the faces and the table."
         self.plot.value = figure_png(self.figure())
-        short = {"lambda_teacher": "λ teacher", "lambda_mutual": "λ mutual", "test_p2s_l1": "p2s L1 held-out",
-                 "train_p2s_l1": "p2s L1 train", "test_s2p_l1": "s2p L1 held-out", "train_s2p_l1": "s2p L1 train"}
-        df = self.results.reset_index().rename(columns=short)
-        self.table.value = ("<i>no runs yet</i>" if df.empty else
-                            df.to_html(index=False, float_format=lambda v: f"{v:.4f}", classes="ktsketch-runs"))
+        self.faces.value = figure_png(self.faces_figure())
+        s = self.summary
+        if s.empty: self.table.value = "<i>no runs yet</i>"; return
+        t = s[["preset", "lambda_teacher", "lambda_mutual", "levels", "teacher_parts", "pairs", "seeds"]].copy()
+        for m, name in zip(LAB_METRICS, ("p2s L1 held-out", "p2s L1 train", "s2p L1 held-out", "s2p L1 train")):
+            t[name] = [f"{v:.4f}" + (f" ± {sd:.4f}" if sd == sd else "") for v, sd in zip(s[m], s[f"{m}_sd"])]
+        t = t.rename(columns={"lambda_teacher": "λ teacher", "lambda_mutual": "λ mutual", "teacher_parts": "teacher part"})
+        self.table.value = t.reset_index().to_html(index=False, classes="ktsketch-runs")

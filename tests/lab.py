@@ -104,3 +104,44 @@ def error_outputs(page) -> list[str]:
 def launch_chromium(p):
     exe = chromium_path()
     return p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+
+@dataclass
+class LabServer:
+    url: str            # the address `ktsketch lab` printed
+    port: int
+    token: str
+    proc: subprocess.Popen
+    output: list        # its stdout lines so far
+
+@contextlib.contextmanager
+def ktsketch_lab(log: Path, timeout: float = 120):
+    """Start `ktsketch lab` on a free loopback port with a fresh token; yield a `LabServer` once it printed its
+    address; stop it with Ctrl-C (SIGINT) whatever happens, and check that this stops it (returncode 0)."""
+    import threading
+    port, token = free_port(), secrets.token_hex(16)
+    exe = Path(sys.executable).parent / "ktsketch"
+    cmd = ([str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from ktsketch.cli import main; sys.exit(main())"])
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd + ["lab", "--port", str(port), "--token", token], stdout=subprocess.PIPE,
+                                stderr=err, text=True, env=env, start_new_session=True)
+    lines = []
+    reader = threading.Thread(target=lambda: [lines.append(l.rstrip("\n")) for l in proc.stdout], daemon=True)
+    reader.start()
+    server = LabServer("", port, token, proc, lines)
+    try:
+        deadline = time.time() + timeout
+        while not any(l.startswith("ktsketch lab: the apps are at ") for l in lines):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"ktsketch lab did not print its address (exit {proc.poll()}):\n"
+                                   + "\n".join(lines) + "\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        server.url = next(l for l in lines if l.startswith("ktsketch lab: the apps are at ")).split(" at ", 1)[1]
+        yield server
+    finally:
+        if proc.poll() is None: proc.send_signal(signal.SIGINT)     # what Ctrl-C does
+        try: proc.wait(60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError): os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        reader.join(5)

@@ -1,18 +1,21 @@
 """The widgets of ktsketch.widgets in a real JupyterLab, driven by headless Chromium through Playwright.
 
-One test, one JupyterLab (127.0.0.1, random port, token; stopped whatever happens), one small notebook that
+The first test: one JupyterLab (127.0.0.1, random port, token; stopped whatever happens), one small notebook that
 the test writes: it trains a kt pair of students under a `TrainingDashboard` (a long run, stopped by
 clicking Stop while its cell is still running), then shows a `SampleExplorer`, a `FeatureViewer` and a
 `LossWeightLab`, plus one explorer whose callback is made to fail on purpose. The test moves sliders, clicks
 buttons and checks what the page shows: the images change, the table grows, and no cell, widget or console
 reports an error, except the deliberately broken explorer, which must be reported (that proves the check
-fails when a widget callback raises). Screenshots go to the test's temp dir (and to $KTSKETCH_SHOTS if set).
+fails when a widget callback raises). The second: `ktsketch lab` (Voila, no code cells) on a free loopback port,
+every app of notebooks 07 and 07b on the page, each app's main control moved, the page changing and no error shown.
+Screenshots go to the test's temp dir (and to $KTSKETCH_SHOTS if set).
 """
 from __future__ import annotations
 import contextlib, os, re, shutil, time
 from pathlib import Path
 import pytest
-from lab import jupyter_lab, open_notebook, run_all, wait_idle, error_outputs, launch_chromium, chromium_path
+from lab import (jupyter_lab, open_notebook, run_all, wait_idle, error_outputs, launch_chromium, chromium_path, ktsketch_lab,
+                 free_port)
 
 try:
     from playwright.sync_api import sync_playwright
@@ -54,7 +57,7 @@ explorer""",
     """viewer = FeatureViewer(kt, world.test_tensors)
 viewer""",
     # 6: the loss-weight lab
-    """lab = LossWeightLab(world, steps=10, widths=(4, 8, 8, 8))
+    """lab = LossWeightLab(world, steps=10, widths=(4, 8, 8, 8), n_seeds=2)
 lab""",
     # 7: an explorer whose callback fails for any face but the first: the test must see it
     """broken = SampleExplorer(world.test, {"pixel": (pixel.G, pixel.F)}, size=world.size)
@@ -209,8 +212,9 @@ def test_widgets_in_jupyterlab(tmp_path):
         wait_for(page, console, "s => document.querySelectorAll(s).length === 2", f"{lw} table.ktsketch-runs tbody tr")
         wait_src_change(page, console, f"{lw} img", old)
         assert rows() == 2
-        cells = page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr td:nth-of-type(2)", "els => els.map(e => e.textContent)")
-        assert [float(c) for c in cells] == [1.0, 0.0], cells
+        cells = page.eval_on_selector_all(f"{lw} table.ktsketch-runs tbody tr td:nth-of-type(3)", "els => els.map(e => e.textContent)")
+        assert [float(c) for c in cells] == [1.0, 0.0], cells          # the lambda_teacher column: one row per run
+        assert "±" in text(page, f"{lw} table.ktsketch-runs")              # two seeds a run: mean ± SD
         shot(page, shots, folder, "lab-two-runs", lw)
 
         wait_idle(page, 30_000)
@@ -229,11 +233,13 @@ def test_widgets_in_jupyterlab(tmp_path):
     assert time.perf_counter() - t0 < 300
 
 # ---- the lesson notebooks themselves (about a minute each on 2 cores: run on demand, not in CI) ----
-APPS = (".ktsketch-dashboard", ".ktsketch-explorer", ".ktsketch-viewer", ".ktsketch-lab")
+APPS = {"07_widgets.ipynb": (".ktsketch-dashboard", ".ktsketch-explorer", ".ktsketch-viewer", ".ktsketch-lab"),
+        "07b_apps.ipynb": (".ktsketch-fsim", ".ktsketch-nlda", ".ktsketch-ablation", ".ktsketch-translate")}
+ALL_APPS = tuple(a for apps in APPS.values() for a in apps)
 
 @pytest.mark.skipif(os.environ.get("KTSKETCH_BROWSER_LESSONS") != "1",
                     reason="set KTSKETCH_BROWSER_LESSONS=1 to run the lesson notebooks in JupyterLab (about a minute each)")
-@pytest.mark.parametrize("name", ["07_widgets.ipynb", "10_walkthrough.ipynb"])
+@pytest.mark.parametrize("name", ["07_widgets.ipynb", "07b_apps.ipynb", "10_walkthrough.ipynb"])
 def test_lesson_notebook_in_jupyterlab(tmp_path, name):
     src = Path(__file__).resolve().parents[1] / "nbs" / name
     if not src.exists(): pytest.skip(f"nbs/{name} does not exist yet")
@@ -245,12 +251,133 @@ def test_lesson_notebook_in_jupyterlab(tmp_path, name):
     with lab_page(root, name) as (page, console, shots, folder):
         wait_idle(page, 300_000)
         shot(page, shots, folder, name.replace(".ipynb", ""))
-        present = [a for a in APPS if page.locator(a).count() > 0]
+        present = [a for a in ALL_APPS if page.locator(a).count() > 0]
         for app in present:
             page.wait_for_function("s => [...document.querySelectorAll(s + ' img')].every(e => e.src && e.naturalWidth > 0)",
                                    arg=app, timeout=30_000)
             shot(page, shots, folder, app.strip(".").replace("ktsketch-", ""), app)
-        if name == "07_widgets.ipynb": assert present == list(APPS)
+        if name in APPS: assert present == list(APPS[name])
         # the lesson's own deliberately failing toy app is the only error it may show
         errs = [e for e in page_errors(page, console) if "divide by zero" not in e and "ZeroDivisionError" not in e]
         assert errs == [], errs
+
+# ---- ktsketch lab: every app, served by Voila without code cells ----
+LAB_APPS = ("dashboard", "explorer", "viewer", "lab", "fsim", "nlda", "ablation", "translate")
+FONT_CDN = "https://cdn.jsdelivr.net/npm/@fortawesome/"   # Voila's lab template links Font Awesome (button icons) from a CDN
+
+def voila_errors(page, console: list, failed: list) -> list[str]:
+    "Every error the Voila page shows: error areas, stderr or error outputs, render failures, console errors."
+    errs = [f"widget: {t}" for t in widget_errors(page)]
+    errs += [f"output: {t}" for t in page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']",
+        "els => els.map(e => e.textContent)")]
+    errs += [f"render: {t}" for t in page.eval_on_selector_all(
+        ".jp-OutputArea-output", "els => els.map(e => e.textContent).filter(t => t.includes('Error displaying widget'))")]
+    offline_fonts = failed and all(u.startswith(FONT_CDN) for u in failed)   # no network here: only the icons are missing
+    errs += [f"console: {m}" for m in console if not (offline_fonts and m.startswith("Failed to load resource"))]
+    errs += [f"request failed: {u}" for u in failed if not u.startswith(FONT_CDN)]
+    return errs
+
+def test_ktsketch_lab_in_voila(tmp_path):
+    import http.client
+    folder = tmp_path / "shots"; folder.mkdir()
+    shots, console, failed = [], [], []
+    t0 = time.perf_counter()
+    try:
+        with ktsketch_lab(tmp_path / "voila.log") as server, sync_playwright() as p:
+            assert server.url == f"http://127.0.0.1:{server.port}/?token={server.token}"
+            # no token, no page: the server answers with a redirect to its login page
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            assert r.status in (302, 403) and b"ktsketch lab" not in r.read(), r.status
+            conn.close()
+            browser = launch_chromium(p)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: console.append(f"page error: {e}"))
+                page.on("requestfailed", lambda req: failed.append(req.url))
+                page.goto(server.url, timeout=300_000)     # Voila runs the notebook, then sends the page
+                for app in LAB_APPS:
+                    page.wait_for_function("s => [...document.querySelectorAll(s + ' img')].some(e => e.src && e.naturalWidth > 0)",
+                                           arg=f".ktsketch-{app}", timeout=120_000)
+                assert page.locator(".jp-InputArea-editor").count() == 0          # no code on the page
+                assert "LabApps" not in page.inner_text("body")
+                assert voila_errors(page, console, failed) == []
+                shot(page, shots, folder, "voila-top")
+
+                def vwait(condition, arg=None, timeout_ms=60_000):
+                    "Wait until the JS `condition(arg)` holds or an error shows; then no error may show."
+                    page.wait_for_function(f"arg => ({condition})(arg) || {ANY_ERROR}", arg=arg, timeout=timeout_ms)
+                    assert voila_errors(page, console, failed) == []
+
+                def moved(app, name, action, ready=None):
+                    "Screenshot the app, act on its main control, wait until its first picture changes, screenshot again."
+                    root = f".ktsketch-{app}"
+                    shot(page, shots, folder, f"voila-{name}-before", root)
+                    old = img_src(page, f"{root} img")
+                    action(root)
+                    vwait("([s, old]) => { const e = document.querySelector(s); return e && e.src && e.src !== old; }",
+                          [f"{root} img", old], 120_000)
+                    if ready: ready(root)
+                    shot(page, shots, folder, f"voila-{name}", root)
+
+                # the dashboard: Train runs in a thread (no cell to run here), Stop ends it
+                def train_and_stop(root):
+                    page.locator(f"{root} button", has_text="Train 200 steps").click()
+                    vwait("s => { const m = document.querySelector(s).textContent.match(/training: step (\\d+)/); return m && +m[1] >= 20; }",
+                          f"{root} .ktsketch-status", 120_000)
+                    page.locator(f"{root} button", has_text="Stop").click()
+                def stopped(root):
+                    vwait("s => document.querySelector(s).textContent.startsWith('stopped')", f"{root} .ktsketch-status")
+                    step = int(re.search(r"stopped: step (\d+) / 200", text(page, f"{root} .ktsketch-status")).group(1))
+                    assert 20 <= step < 200
+                moved("dashboard", "dashboard", train_and_stop, stopped)
+                moved("explorer", "explorer", lambda r: press_slider(page, r, 0, "ArrowRight"))
+                moved("viewer", "viewer", lambda r: press_slider(page, r, 1, "ArrowRight", 2))
+                def one_seed_run(root):
+                    press_slider(page, root, 3, "Home")                  # seeds -> 1
+                    page.locator(f"{root} button", has_text="Train students").click()
+                moved("lab", "loss-weight-lab", one_seed_run,
+                      lambda r: vwait("s => document.querySelectorAll(s).length === 1", f"{r} table.ktsketch-runs tbody tr"))
+                moved("fsim", "fsim-playground", lambda r: press_slider(page, r, 1, "ArrowRight", 2))
+                moved("nlda", "nlda-explorer", lambda r: press_slider(page, r, 1, "ArrowRight"))
+                moved("ablation", "ablation-browser",
+                      lambda r: page.locator(f"{r} select").first.select_option(label="photo->sketch L1 (p2s_l1)"))
+
+                # translate-your-own-image: a file that is not an image is a message in the app; a photo is translated
+                def upload(root, path):
+                    "What a student does: click the upload button, pick a file in the dialog."
+                    with page.expect_file_chooser() as chooser:
+                        page.locator(f"{root} .widget-upload").click()
+                    chooser.value.set_files(str(path))
+                tr = ".ktsketch-translate"
+                (tmp_path / "notes.txt").write_text("not an image")
+                upload(tr, tmp_path / "notes.txt")
+                page.wait_for_function("s => document.querySelector(s).textContent.includes('notes.txt: not an image')",
+                                       arg=f"{tr} .ktsketch-error", timeout=60_000)
+                shot(page, shots, folder, "voila-translate-bad-upload", tr)
+                assert [e for e in voila_errors(page, console, failed) if "notes.txt: not an image" not in e] == []
+                from ktsketch.synthetic import synthetic_splits
+                synthetic_splits(seed=3, n_train=0, n_val=0, n_test=1, n_pool=0).test.get(0).photo.save(tmp_path / "face.png")
+                upload(tr, tmp_path / "face.png")
+                page.wait_for_function("s => document.querySelector(s).textContent.includes('face.png')",   # (the old message
+                                       arg=f"{tr} .ktsketch-status", timeout=60_000)                        # shows until then)
+                page.wait_for_function("s => !document.querySelector(s).textContent.trim()", arg=f"{tr} .ktsketch-error")
+                shot(page, shots, folder, "voila-translate", tr)
+                assert voila_errors(page, console, failed) == []          # the good upload cleared the message
+                shot(page, shots, folder, "voila-page")
+            finally:
+                browser.close()
+        assert server.proc.returncode == 0 and "ktsketch lab: stopped" in server.output, server.output
+        with contextlib.suppress(OSError):
+            import socket
+            with socket.create_connection(("127.0.0.1", server.port), timeout=2): pytest.fail("Voila still listens after Ctrl-C")
+    finally:
+        keep = os.environ.get("KTSKETCH_SHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for s in shots: shutil.copy(s, Path(keep) / s.name)
+            if (tmp_path / "voila.log").exists(): shutil.copy(tmp_path / "voila.log", Path(keep) / "voila.log")
+    assert time.perf_counter() - t0 < 400

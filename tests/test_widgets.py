@@ -10,7 +10,7 @@ from ktsketch.core import UserError
 from ktsketch.transfer import Callback, Trainer, TrainConfig
 from ktsketch.widgets import (WidgetApp, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab, tiny_world,
                               figure_png, new_figure, image_widget, release_comm_route, loss_terms, run_generator,
-                              PairList, STREAM_LABELS)
+                              PairList, STREAM_LABELS, error_html)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = dict(size=32, widths=(4, 8, 8, 8), n_res=1, batch_size=2, n_augs=2, lr=2e-3, mutual_ramp=3, n_samples=2,
@@ -41,6 +41,17 @@ def test_figures_are_pngs_outside_pyplot():
     assert plt.get_fignums() == before           # nothing left for a notebook to show twice
     img = image_widget()
     assert isinstance(img, W.Image) and img.layout.align_self == "flex-start"
+
+def test_the_apps_teachers_come_from_one_function(monkeypatch):
+    import ktsketch.widgets as wmod
+    calls = []
+    def fake(splits, size, *args):
+        calls.append(size)
+        return wmod.Teacher(3, 3, (4, 4, 4, 4)), wmod.Teacher(1, 1, (4, 4, 4, 4))
+    monkeypatch.setattr(wmod, "app_teachers", fake)
+    w = tiny_world(seed=7, n_train=2, n_test=2, n_pool=2, teacher_steps=1)
+    assert calls == [32] and w.photo_teacher.enc_channels[0] == 4
+    wmod._WORLDS.pop(next(k for k in wmod._WORLDS if k[0] == 7))
 
 def test_tiny_world(world):
     assert world.train_tensors[0].shape == (6, 3, 32, 32) and world.train_tensors[1].shape == (6, 1, 32, 32)
@@ -73,6 +84,16 @@ def test_guard_shows_and_reraises():
     assert toy.error_area.layout.display is None and "ktsketch-error" in toy.error_area._dom_classes
     toy.button.click()                            # ipywidgets swallows a click handler's exception: the app keeps it
     assert len(toy.errors) == 2
+    toy.fail = False
+    toy.button.click()                            # the next action that works hides the area; the history stays
+    assert toy.error_area.value == "" and toy.error_area.layout.display == "none" and len(toy.errors) == 2
+
+def test_user_errors_are_one_line_messages():
+    msg = error_html(UserError("notes.txt: not an image"))
+    assert "notes.txt: not an image" in msg and "Traceback" not in msg and "<details>" not in msg
+    try: 1 / 0
+    except ZeroDivisionError as e: bug = error_html(e)
+    assert "ZeroDivisionError: division by zero" in bug and "<details>" in bug and "Traceback" in bug
 
 def test_mimebundle_has_widget_and_png_fallback():
     bundle = Toy()._repr_mimebundle_()
@@ -144,6 +165,19 @@ def test_dashboard_background_and_failure(world):
     with pytest.raises(RuntimeError, match="exploded"): fg.fit()
     assert fg.state == "failed" and tr3.step == 2
 
+def test_dashboard_train_button(world):
+    tr = Trainer(TrainConfig.from_preset("pixel", steps=3, **TINY), world.train_tensors)
+    dash = TrainingDashboard(tr, refresh_s=0, train_steps=3)
+    assert dash.train_button.layout.display is None and dash.train_button.description == "Train 3 steps"
+    dash.train_button.click()
+    dash.wait(60)
+    assert (dash.state, tr.step, dash.progress.max, dash.train_button.disabled) == ("finished", 3, 3, False)
+    dash.train_more().wait(60)
+    assert tr.step == 6 and dash.errors == []
+    plain = TrainingDashboard(Trainer(TrainConfig.from_preset("pixel", steps=3, **TINY), world.train_tensors))
+    assert plain.train_button.layout.display == "none"
+    with pytest.raises(UserError, match="no Train button"): plain.train_more()
+
 # ---- the sample explorer ----
 def test_explorer(world, trained):
     kt, pixel = trained
@@ -208,19 +242,250 @@ def test_feature_viewer(world, trained):
 
 # ---- the loss-weight lab ----
 def test_loss_weight_lab(world):
-    lab = LossWeightLab(world, steps=3, widths=(4, 8, 8, 8))
-    assert lab.results.empty and "no runs yet" in lab.table.value and bytes(lab.plot.value).startswith(PNG)
-    assert list(lab.n_pairs.options) == [1, 2, 4, 6]
-    empty_plot = lab.plot.value
+    lab = LossWeightLab(world, steps=3, widths=(4, 8, 8, 8), n_seeds=2, n_faces=2)
+    assert lab.results.empty and lab.summary.empty and "no runs yet" in lab.table.value
+    assert bytes(lab.plot.value).startswith(PNG) and bytes(lab.faces.value).startswith(PNG)
+    assert list(lab.n_pairs.options) == [1, 2, 4, 6] and lab.preset.value == "kt"
+    assert (lab.lambda_teacher.value, lab.lambda_mutual.value) == (1.0, 0.1)       # the kt preset's weights
+    empty_plot, empty_faces = lab.plot.value, lab.faces.value
     lab.train_button.click()
-    assert len(lab.results) == 1 and lab.errors == [] and not lab.train_button.disabled
-    assert lab.plot.value != empty_plot and lab.table.value.count("<tr") == 2
-    lab.lambda_teacher.value, lab.lambda_mutual.value, lab.n_pairs.value = 0.0, 0.0, 2
+    assert len(lab.results) == 2 and lab.errors == [] and not lab.train_button.disabled
+    assert list(lab.results.seed) == [0, 1] and list(lab.summary.seeds) == [2]
+    assert lab.summary.test_p2s_l1_sd.iloc[0] > 0                                   # two seeds, two numbers
+    assert lab.plot.value != empty_plot and lab.faces.value != empty_faces and lab.table.value.count("<tr") == 2
+    assert "±" in lab.table.value
+    lab.preset.value = "pixel"
+    assert (lab.lambda_teacher.value, lab.lambda_mutual.value) == (0.0, 0.0)
+    lab.preset.value = "teacher"
+    lab.teacher_parts.value = "decoder"
+    lab.levels[0].value = False
+    lab.seed.value, lab.n_seeds.value, lab.n_pairs.value = 5, 1, 2
+    faces = lab.faces.value
     lab.train_button.click()
     r = lab.results
-    assert list(r.index) == [1, 2] and list(r.lambda_teacher) == [1.0, 0.0] and list(r.pairs) == [6, 2]
+    assert list(r.run) == [1, 1, 2] and list(r.seed) == [0, 1, 5]
+    last = r.iloc[-1]
+    assert (last.preset, last.lambda_teacher, last.lambda_mutual, last.levels, last.teacher_parts, last.pairs) == \
+           ("teacher", 1.0, 0.0, "123", "decoder", 2)
     assert (r[["test_p2s_l1", "train_p2s_l1", "test_s2p_l1", "train_s2p_l1"]] > 0).all().all()
-    row = lab.train(0.3, 0.01, 1)                  # the same from Python, without touching the table
-    assert row["pairs"] == 1 and len(lab.results) == 2
+    assert lab.faces.value != faces and set(lab.run_faces) == {1, 2}
+    assert lab.run_faces[2]["G"].shape == (2, 32, 32) and lab.run_faces[2]["F"].shape == (2, 32, 32, 3)
+    for box in lab.levels: box.value = False                                        # an impossible choice
+    lab.train_button.click()
+    assert len(lab.results) == 3 and "at least one level" in lab.error_area.value and "Traceback" not in lab.error_area.value
+    for box in lab.levels: box.value = True
+    new = lab.run(preset="mutual", lambda_teacher=0.0, lambda_mutual=0.1, seeds=(3,))   # the same from Python
+    assert list(new.seed) == [3] and list(new.lambda_mutual) == [0.1]
     lab.clear_button.click()
-    assert lab.results.empty and lab.errors == []
+    assert lab.results.empty and lab.run_faces == {} and "at least one level" in lab.errors[-1]
+    assert lab.error_area.value == ""                                               # an action that worked
+
+# ==== the apps of notebook 07b (ktsketch.apps) ====
+import io, socket
+import numpy as np
+import pandas as pd
+from datetime import datetime, timezone
+from PIL import Image
+from ktsketch.apps import (fsim_maps, ssim_map, distort, DISTORTIONS, FsimPlayground, nlda_split, NldaExplorer,
+                           read_ablation, ablation_metrics, paired_differences, AblationBrowser, read_upload,
+                           example_photo, TranslateYourImage, lab_cmd, lab_notebook_path, voila_command, LabApps)
+from ktsketch.evaluation import fsim_gray, ssim_gray, nlda_recognition, rank1_curve, to_gray_uint8
+
+@pytest.fixture(scope="module")
+def faces():
+    "Six synthetic test pairs: six identities, enough for NLDA (3 train, 3 test)."
+    from ktsketch.synthetic import synthetic_splits
+    src = synthetic_splits(seed=0, n_train=0, n_val=0, n_test=6, n_pool=0).test
+    return PairList(src.get(i) for i in range(6))
+
+def test_fsim_maps_give_the_package_scores(faces):
+    ref = to_gray_uint8(faces.get(0).sketch)
+    for kind, (_, levels) in DISTORTIONS.items():
+        img = distort(ref, kind, levels[3])
+        assert img.shape == ref.shape and img.dtype == np.uint8 and not (img == ref).all()
+        m = fsim_maps(img, ref)
+        assert m["fsim"] == fsim_gray(img, ref)
+        assert {k: v.shape for k, v in m.items() if k != "fsim"} == {k: ref.shape for k in m if k != "fsim"}
+        score, smap = ssim_map(img, ref)
+        assert score == ssim_gray(img, ref) and abs(np.nanmean(smap) - score) < 1e-12 and np.isnan(smap[0, 0])
+    assert fsim_maps(ref, ref)["fsim"] == pytest.approx(1.0)
+    with pytest.raises(UserError, match="differ in size"): fsim_maps(ref, ref[:100])
+    with pytest.raises(UserError, match="expected one of"): distort(ref, "swirl", 1)
+
+def test_fsim_playground(faces):
+    app = FsimPlayground(faces, distortion="noise")
+    first, scores = app.image.value, app.scores.value
+    assert bytes(first).startswith(PNG) and "FSIM" in scores and app.strength.value == DISTORTIONS["noise"][1][3]
+    app.strength.value = DISTORTIONS["noise"][1][-1]
+    assert app.image.value != first and app.scores.value != scores
+    m = app.measure()
+    assert (m["fsim"], m["ssim"]) == (fsim_gray(m["image"], m["reference"]), ssim_gray(m["image"], m["reference"]))
+    c = app.curve()
+    assert c["strength"] == list(DISTORTIONS["noise"][1]) and c["fsim"][0] == pytest.approx(1.0) and c["fsim"][-1] < c["fsim"][1]
+    app.distortion.value = "jpeg"                   # its own strengths, the middle one
+    assert list(app.strength.options) == list(DISTORTIONS["jpeg"][1]) and app.strength.value == 30
+    app.kind.value, app.face.value = "photo", 5
+    assert app.measure()["reference"].shape == (250, 200) and app.errors == []
+    assert isinstance(app.static(), Figure)
+    with pytest.raises(UserError, match="distortion"): FsimPlayground(faces, distortion="swirl")
+
+@pytest.fixture(scope="module")
+def nlda_data(faces, trained):
+    from ktsketch.evaluation import translate_pairs
+    kt, _ = trained
+    return translate_pairs(kt.G, kt.F, faces, device="cpu", size=32)
+
+def test_nlda_split_replays_nlda_recognition(nlda_data):
+    d = nlda_data
+    result = nlda_recognition(d["sketches"], d["fake_sketches"], d["identities"], n_splits=5)
+    for s in range(5):
+        f = nlda_split(d["sketches"], d["fake_sketches"], d["identities"], split=s)
+        assert len(f["ids"]) == result["n_test"] == 3 and not set(f["ids"]) & set(f["train_ids"])
+        curve = rank1_curve(f["query"], f["gallery"], f["ids"], f["ids"])
+        assert (curve[:result["curves"].shape[1]] == result["curves"][s]).all()
+
+def test_nlda_explorer(nlda_data):
+    d = nlda_data
+    app = NldaExplorer(d["sketches"], {"kt": d["fake_sketches"], "grey photos": [to_gray_uint8(p) for p in d["photos"]]},
+                       d["identities"], n_splits=4, k=3)
+    assert (app.n_train, app.n_test, app.split.max, app.query.max) == (3, 3, 3, 2)
+    first, text = app.image.value, app.summary.value
+    app.query.value = 2
+    assert app.image.value != first and app.summary.value != text
+    nb = app.neighbours()
+    assert nb["hit"] == (nb["rank"] == 1) and sorted(nb["order"]) == [0, 1, 2] and list(nb["dist"]) == sorted(nb["dist"])
+    f = nb["features"]
+    assert nb["hits"].mean() == rank1_curve(f["query"], f["gallery"], f["ids"], f["ids"])[app.dims.value - 1]
+    app.method.value, app.split.value, app.dims.value = "grey photos", 3, 1
+    assert app.errors == [] and isinstance(app.static(), Figure)
+    with pytest.raises(UserError, match="at least one method"): NldaExplorer(d["sketches"], {}, d["identities"])
+
+def test_read_ablation(tmp_path):
+    df = read_ablation()
+    assert len(df) == 33 and {"p2s_fsim", "s2p_l1", "p2s_fsim_protocol"} <= set(ablation_metrics(df))
+    assert not {"pairs", "seed", "steps", "seconds"} & set(ablation_metrics(df))
+    grid = pd.DataFrame([dict(variant=v, pairs=n, seed=s, p2s_fsim=0.70 + 0.01 * s + (0.02 if v == "kt" else 0),
+                              p2s_l1=0.2 - 0.01 * s - (0.01 if v == "kt" else 0))
+                         for v in ("pixel", "kt") for n in (8, 16) for s in range(4)])
+    grid.to_csv(tmp_path / "a.csv", index=False)
+    grid.assign(variant=grid.variant + "_b").to_csv(tmp_path / "b.csv", index=False)
+    both = read_ablation(tmp_path)                  # a folder: every CSV in it, stacked
+    assert len(both) == 32 and set(both.file) == {"a.csv", "b.csv"}
+    with pytest.raises(UserError, match="repeat a run"): read_ablation([tmp_path / "a.csv", tmp_path / "a.csv"])
+    grid.drop(columns=["pairs"]).to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(UserError, match="missing columns pairs"): read_ablation(tmp_path / "c.csv")
+    with pytest.raises(UserError, match="no such file"): read_ablation(tmp_path / "nope.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no CSV files"): read_ablation(tmp_path / "empty")
+
+def test_paired_differences(tmp_path):
+    grid = pd.DataFrame([dict(variant=v, pairs=n, seed=s, p2s_fsim=0.70 + 0.01 * s + (0.02 if v == "kt" else 0) + 0.001 * (s == 2) * (v == "kt"),
+                              p2s_l1=0.2 - 0.01 * s - (0.01 if v == "kt" else 0))
+                         for v in ("pixel", "kt") for n in (8, 16) for s in range(4)])
+    grid = grid[~((grid.variant == "kt") & (grid.pairs == 16) & (grid.seed == 3))]   # one seed missing: paired on 3
+    d = paired_differences(grid, "p2s_fsim", 8)
+    assert d.loc["kt", "seeds"] == 4 and d.loc["kt", "diff"] == pytest.approx(0.02025) and d.loc["kt", "verdict"] == "better"
+    assert d.loc["kt", "low"] < 0.02025 < d.loc["kt", "high"] and d.loc["kt", "seeds_ahead"] == "4/4"
+    l1 = paired_differences(grid, "p2s_l1", 16)      # lower L1 is better: kt's -0.01 is +0.01
+    assert l1.loc["kt", "seeds"] == 3 and l1.loc["kt", "diff"] == pytest.approx(0.01) and l1.loc["kt", "low"] == l1.loc["kt", "high"]
+    one = paired_differences(grid[grid.seed == 0], "p2s_fsim", 8)
+    assert one.loc["kt", "verdict"] == "one seed: no interval" and np.isnan(one.loc["kt", "low"])
+    with pytest.raises(UserError, match="no 'pixel' runs at 32 pairs"): paired_differences(grid, "p2s_fsim", 32)
+    shipped = paired_differences(read_ablation(), "p2s_fsim", 8)
+    assert shipped.loc["pixel_10x", "pairs"] == 80 and len(shipped) == 10
+
+def test_ablation_browser(tmp_path):
+    app = AblationBrowser()
+    assert app.metric.value == "p2s_fsim" and app.pairs.options == (8,) and len(app.arms.value) == 10
+    first, table = app.image.value, app.table.value
+    app.metric.value = "s2p_l1"
+    assert app.image.value != first and app.table.value != table
+    app.arms.value = ("kt",)
+    assert list(app.differences().index) == ["kt"]
+    app.arms.value = ()
+    assert app.differences().empty and app.errors == []     # nothing chosen: an empty picture, no error
+    grid = pd.DataFrame([dict(variant=v, pairs=n, seed=s, p2s_fsim=0.7 + 0.01 * s)
+                         for v in ("pixel", "kt") for n in (8, 16) for s in range(3)] +
+                        [dict(variant="teacher", pairs=16, seed=s, p2s_fsim=0.7) for s in range(3)])
+    grid.to_csv(tmp_path / "g.csv", index=False)
+    app = AblationBrowser(tmp_path / "g.csv")
+    assert app.pairs.options == (8, 16) and app.arms.options == ("kt",)
+    app.pairs.value = 16
+    assert app.arms.options == ("kt", "teacher") and app.arms.value == ("kt", "teacher") and app.errors == []
+    with pytest.raises(UserError, match="baseline"): AblationBrowser(tmp_path / "g.csv", baseline="nope")
+    with pytest.raises(UserError, match="metric"): AblationBrowser(tmp_path / "g.csv", metric="nope")
+
+def _encoded(img, fmt):
+    buf = io.BytesIO(); img.save(buf, format=fmt); return buf.getvalue()
+
+def test_read_upload():
+    png = _encoded(example_photo(), "PNG")
+    assert read_upload(png, "me.png").mode == "RGB" and read_upload(png, "me.png", "sketch").mode == "L"
+    for m, fmt in (("P", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("CMYK", "JPEG"), ("1", "PNG"), ("L", "JPEG")):
+        img = read_upload(_encoded(example_photo().convert(m), fmt), f"x.{fmt.lower()}")
+        assert img.mode == "RGB" and img.size == (240, 300), m
+    for data, needle in ((b"", "empty"), (b"hello", "not an image"), (png[:200], "upload.png"),
+                         (_encoded(Image.new("L", (8000, 7000)), "PNG"), "too large")):
+        with pytest.raises(UserError, match=needle): read_upload(data, "upload.png")
+
+def _upload(content, name):
+    return dict(name=name, type="", size=len(content), content=memoryview(content), last_modified=datetime.now(timezone.utc))
+
+def test_translate_your_image(world, trained):
+    kt, _ = trained
+    app = TranslateYourImage(kt.G, kt.F, 32, example=world.train.get(0), n_train=6)
+    empty = app.image.value
+    assert app.source is None and "domain gap" in app.note.value and "6 synthetic" in app.note.value
+    app.example_button.click()
+    assert app.image.value != empty and app.source[0].startswith("astronaut") and app.errors == []
+    t = app.translate()
+    assert t["framed"].shape == (250, 200, 3) and t["input"].shape == (32, 32, 3) and t["output"].shape == (250, 200)
+    shown = app.image.value
+    with pytest.raises(UserError, match="notes.txt: not an image"): app.upload.value = (_upload(b"text", "notes.txt"),)
+    assert "notes.txt: not an image" in app.error_area.value and "Traceback" not in app.error_area.value
+    assert app.image.value == shown                 # the last good picture stays
+    app.kind.value = "sketch"
+    app.upload.value = (_upload(_encoded(world.test.get(1).sketch, "PNG"), "sketch.png"),)
+    assert app.source[0] == "sketch.png" and app.error_area.value == "" and app.image.value != shown
+    assert app.translate()["output"].shape == (250, 200, 3) and "sketch -> photo" in app.status.value
+    assert isinstance(app.static(), Figure)
+
+def test_lab_cmd_user_errors(monkeypatch):
+    with pytest.raises(UserError, match="--token"): lab_cmd(token="bad token!")
+    with pytest.raises(UserError, match="1024"): lab_cmd(port=22)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); s.listen()
+        with pytest.raises(UserError, match="already listens"): lab_cmd(port=s.getsockname()[1])
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "voila" else real(name, *a))
+    with pytest.raises(UserError, match="pip install voila"): lab_cmd()
+
+def test_lab_command_is_registered():
+    from conftest import run_cli
+    r = run_cli("--help")
+    assert r.returncode == 0 and "lab " in r.stdout and "Voila" in r.stdout
+    r = run_cli("lab", "--token", "x")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--token" in r.stderr
+
+def test_the_lab_notebook_shows_every_app():
+    import nbformat
+    nb = nbformat.read(lab_notebook_path(), as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code[0] == "from ktsketch.apps import LabApps\napps = LabApps()"
+    names = ["dashboard", "explorer", "viewer", "lab", "fsim", "nlda", "ablation", "translate"]
+    assert code[1:] == [f"apps.{n}" for n in names]          # the order of LabApps.apps (notebook 07b checks it)
+    assert nb.metadata.kernelspec.name == "python3" and all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    cmd = voila_command(lab_notebook_path(), 9999, "tok-12345678")
+    assert "--Voila.ip=127.0.0.1" in cmd and "--strip_sources=True" in cmd and "--Voila.port_retries=0" in cmd
+
+def test_the_wheel_ships_the_lab_notebook_and_needs_voila(tmp_path):
+    import subprocess, sys, zipfile
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    z = zipfile.ZipFile(next(tmp_path.glob("ktsketch-*.whl")))
+    assert "ktsketch/notebooks/ktsketch_lab.ipynb" in z.namelist() and "ktsketch/apps.py" in z.namelist()
+    meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: voila" in meta
