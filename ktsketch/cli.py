@@ -34,6 +34,7 @@ COMMANDS = {
     "train": ("ktsketch.cli", "train"),
     "translate": ("ktsketch.cli", "translate"),
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
+    "align": ("ktsketch.align", "align_cmd"),
 }
 
 def _command(name):
