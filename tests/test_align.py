@@ -54,7 +54,7 @@ def test_nothing_found_in_a_blank_or_a_face_free_picture():
     assert A.find_eyes(Image.new("RGB", (300, 400), (120, 120, 120))) is None
     assert A.find_eyes(Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8))) is None
 
-def test_align_command_aligns_a_tree_and_lists_failures(tmp_path):
+def test_align_command_aligns_a_tree_lists_failures_and_the_result_reads(tmp_path):
     raw = tmp_path / "raw"
     for d in ("photos", "sketches"): (raw / d).mkdir(parents=True)
     kept = []
@@ -66,12 +66,14 @@ def test_align_command_aligns_a_tree_and_lists_failures(tmp_path):
     r = run_cli("align", "--in", raw, "--out", tmp_path / "aligned", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert "photos/blank.jpg" in info["failed"] and info["aligned"] >= 2 * len(kept) >= 4
+    assert "photos/blank.jpg" in info["failed"] and info["aligned"] == 2 * len(kept) >= 4    # pairs kept whole
     i = kept[0]
     out = Image.open(tmp_path / f"aligned/photos/{i}.png")
     assert out.size == (IMG_W, IMG_H) and out.mode == "RGB" and Image.open(tmp_path / f"aligned/sketches/{i}.png").mode == "L"
     saved = json.loads((tmp_path / "aligned/alignment.json").read_text())
     assert set(saved["eyes"]) >= {f"photos/{i}.png" for i in kept}
+    d = load_dataset(tmp_path / "aligned")                                        # the result reads as pairs
+    assert len(d.train) + len(d.test) == len(kept)
     r = run_cli("align", "--in", raw, "--out", tmp_path / "aligned")            # never over what is there
     assert r.returncode == 2 and "not empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("align", "--in", tmp_path / "nowhere", "--out", tmp_path / "x")
