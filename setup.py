@@ -20,6 +20,7 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+align_requirements = cfg.get('align_requirements', '').split()   # face alignment (OpenCV's Haar cascades)
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -37,7 +38,7 @@ setuptools.setup(
     package_data={'ktsketch': ['results/*.csv',      # the ablation table notebook 11 made (the demo report quotes it)
                                'notebooks/*.ipynb']},  # the page `ktsketch lab` serves (notebook 07b)
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'align': align_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -39,6 +39,7 @@ COMMANDS = {
     "ablate": ("ktsketch.ablation", "ablate_cmd"),
     "pretrain": ("ktsketch.pretrain", "pretrain_cmd"),
     "lab": ("ktsketch.apps", "lab_cmd"),
+    "align": ("ktsketch.align", "align_cmd"),
 }
 REQUIRED = {   # options a command cannot run without: --help shows them as required, the command says what it expected
     "data": ("root",), "eval": ("pred", "gt"), "train": ("out",), "translate": ("checkpoint", "out"), "ablate": ("out",),

@@ -1,7 +1,8 @@
-"""ktsketch.data on fake CUFS/CUFSF trees (no real faces): layouts, standard splits, pairing, bad input, the
-joint transforms, and `ktsketch data` on the command line."""
+"""ktsketch.data on fake CUFS/CUFSF trees (no real faces): layouts (the generic ones and those of three copies
+that circulate), standard splits, pairing, copies found by content, bad input, the joint transforms, and
+`ktsketch data` on the command line. The real copies are read only when KTSKETCH_CUFS / KTSKETCH_CUFSF name them."""
 from __future__ import annotations
-import contextlib, io, json, shutil, sys, types, warnings
+import contextlib, hashlib, io, json, os, shutil, sys, types, warnings
 from pathlib import Path
 import numpy as np
 import pytest
@@ -41,8 +42,8 @@ def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("trees")
     out = {}
     for layout in ("presplit", "lists", "folders"):
-        out["cufs", layout] = make_fake_tree(base / f"cufs_{layout}", layout, "cufs", distinct=3)
-        out["cufsf", layout] = make_fake_tree(base / f"cufsf_{layout}", layout, "cufsf", distinct=3)
+        out["cufs", layout] = make_fake_tree(base / f"cufs_{layout}", layout, "cufs")
+        out["cufsf", layout] = make_fake_tree(base / f"cufsf_{layout}", layout, "cufsf")
     return out
 
 def test_preset_totals():
@@ -73,7 +74,7 @@ def test_lists_and_folders_give_the_same_split(trees):
     assert "AR_81" in [r[3] for r in a.test.records]
 
 def test_99_xm2vts_training_pairs_are_reported_not_fixed(tmp_path):
-    root = make_fake_tree(tmp_path / "c", "lists", counts=dict(CUFS_COUNTS, XM2VTS=(99, 195)), distinct=2)
+    root = make_fake_tree(tmp_path / "c", "lists", counts=dict(CUFS_COUNTS, XM2VTS=(99, 195)))
     d, warned = quiet_load(root)
     assert d.report.preset == "cufs" and d.report.splits == {"train": 267, "test": 338}
     assert counts(d)["XM2VTS"] == (99, 195)
@@ -104,17 +105,17 @@ def test_pairing_by_name_with_natural_order_and_sketch_tags(tmp_path):
 
 def test_list_file_format_comments_extra_fields_and_split(tmp_path):
     root = tmp_path / "data"
-    for sub in ("AR", "CUHK"):
+    for k, sub in enumerate(("AR", "CUHK")):
         for i in (1, 2, 3):
-            save_random(root / sub / "photos" / f"{i}.png", value=i)
-            save_random(root / sub / "sketches" / f"{i}.png", "L", value=i)
+            save_random(root / sub / "photos" / f"{i}.png", value=10 * k + i)
+            save_random(root / sub / "sketches" / f"{i}.png", "L", value=10 * k + i)
     (root / "my_train_list.txt").write_text("# photo||sketch\nAR/photos/1.png||AR/sketches/1.png||extra\n\n"
                                             "CUHK/photos/2.png || CUHK/sketches/2.png\n")
     (root / "my_test_list.txt").write_text("AR/photos/3.png||AR/sketches/3.png\r\nCUHK\\photos\\3.png||CUHK\\sketches\\3.png\n")
     d, warned = quiet_load(root)
     assert d.report.layout == "lists" and d.report.preset == "cufs"
     assert counts(d) == {"AR": (1, 1), "CUHK": (1, 1)}
-    assert [r[3] for r in d.train.records] == ["AR_1", "CUHK_2"]
+    assert [r[3] for r in d.train.records] == ["CUHK_2", "AR_1"]           # the standard order: CUHK, AR, XM2VTS
     assert any("AR: 1 train" in p for p in d.report.problems)     # counts differ from CUFS: said so
 
 def test_several_data_sets_lists_need_a_name(tmp_path, trees):
@@ -128,15 +129,19 @@ def test_several_data_sets_lists_need_a_name(tmp_path, trees):
     assert any("cufsf_train.txt" in n for n in d.report.notes)
 
 def test_flat_cufs_folder_keeps_the_overall_fraction_and_says_so(tmp_path):
-    root = make_fake_tree(tmp_path / "src", "folders", counts={"x": (268, 338)}, distinct=2) / "x"   # photos/ + sketches/
+    root = make_fake_tree(tmp_path / "src", "folders", counts={"x": (268, 338)}) / "x"   # photos/ + sketches/
     d, warned = quiet_load("cufs", root)
     assert d.report.splits == {"train": 268, "test": 338}
     assert any("per-subset split cannot be applied" in p for p in d.report.problems) and warned
-    d1, _ = quiet_load("cufsf", root)                 # a one-subset data set: the flat folder is that subset
-    assert d1.report.rules["CUHK_FERET"].startswith("standard") and d1.report.splits["train"] == 250
+    d1, _ = quiet_load("cufsf", root)                 # a one-subset data set: the flat folder is that subset...
+    assert list(d1.report.subsets) == ["CUHK_FERET"] and d1.report.splits["train"] == round(606 * 250 / 1194)
+    assert any("not the 1194 of the standard split" in p for p in d1.report.problems)   # ...but not all of it
+    full = make_fake_tree(tmp_path / "f", "folders", counts={"x": (250, 944)}) / "x"
+    d2, _ = quiet_load("cufsf", full)
+    assert d2.report.rules["CUHK_FERET"].startswith("standard") and d2.report.splits["train"] == 250
 
 def test_seeded_split_is_repeatable(tmp_path):
-    root = make_fake_tree(tmp_path / "mine", "folders", counts={"faces": (15, 15)}, distinct=2)
+    root = make_fake_tree(tmp_path / "mine", "folders", counts={"faces": (15, 15)})
     train = lambda seed: sorted(r[3] for r in load_dataset(root, split_seed=seed).train.records)
     assert train(3) == train(3) and train(3) != train(4)
     assert len(load_dataset(root, train_fraction=0.2).train) == 6
@@ -149,15 +154,18 @@ def test_same_pair_in_train_and_test_is_a_problem(tmp_path, trees):
     d, warned = quiet_load(root)
     assert any("1 pair(s) are in both train and test (AR/photos/1.jpg)" in p for p in d.report.problems)
     assert any("listed twice in the same split: AR/photos/2.jpg (train)" in p for p in d.report.problems)
+    test_names, train_names = ({r[0] for r in src.records} for src in (d.test, d.train))
+    assert root / "AR/photos/1.jpg" in test_names and root / "AR/photos/1.jpg" not in train_names   # kept in test only
+    assert len(d.train) + len(d.test) == 606
 
 def test_a_folder_called_like_a_data_set_is_a_folder(tmp_path, monkeypatch, capsys):
-    make_fake_tree(tmp_path / "cufs", "lists", "cufs", distinct=2)
+    make_fake_tree(tmp_path / "cufs", "lists", "cufs")
     monkeypatch.chdir(tmp_path)
     assert data_cmd("cufs", json=True) == 0
     assert json.loads(capsys.readouterr().out)["splits"] == {"train": 268, "test": 338}
 
 def test_flat_list_paths_have_no_subset(tmp_path):
-    root = make_fake_tree(tmp_path / "src", "folders", counts={"x": (2, 2)}, distinct=1) / "x"
+    root = make_fake_tree(tmp_path / "src", "folders", counts={"x": (2, 2)}) / "x"
     (root / "train.txt").write_text("photos/1.jpg||sketches/1.jpg\nphotos/2.jpg||sketches/2.jpg\n")
     (root / "test.txt").write_text("photos/3.jpg||sketches/3.jpg\n")
     d = load_dataset(root)
@@ -178,7 +186,7 @@ def test_empty_folder(tmp_path):
     with pytest.raises(UserError, match=r"photos: no images"): load_dataset(tmp_path / "f")
 
 def test_photo_without_sketch_and_the_reverse_are_listed(tmp_path):
-    root = make_fake_tree(tmp_path / "b", "folders", counts={"AR": (4, 4)}, ext=".png", distinct=2)
+    root = make_fake_tree(tmp_path / "b", "folders", counts={"AR": (4, 4)}, ext=".png")
     (root / "AR/sketches/2.png").unlink(); (root / "AR/sketches/7.png").unlink()
     (root / "AR/photos/5.png").rename(root / "AR/photos/55.png")
     with pytest.raises(UserError) as e: load_dataset(root)
@@ -194,16 +202,13 @@ def test_missing_partner_folder(tmp_path):
     with pytest.raises(UserError, match="missing test_sketches/"): load_dataset(tmp_path / "p")
 
 def test_corrupt_and_truncated_images(tmp_path):
-    root = make_fake_tree(tmp_path / "c", "folders", counts={"faces": (3, 3)}, ext=".png", distinct=6)
+    root = make_fake_tree(tmp_path / "c", "folders", counts={"faces": (3, 3)}, ext=".png")
     bad = root / "faces/photos/4.png"
     bad.unlink(); bad.write_bytes(b"<html>404 not found</html>")
     with pytest.raises(UserError, match=r"not readable images: .*4\.png"): load_dataset(root)
     good = (root / "faces/photos/5.png").read_bytes()
-    bad.write_bytes(good[: len(good) // 2])            # header fine, data cut short
-    d = load_dataset(root, split_seed=0)              # headers only: found when read
-    src = d.train if any(r[0] == bad for r in d.train.records) else d.test
-    i = [r[0] for r in src.records].index(bad)
-    with pytest.raises(UserError, match=r"4\.png: not a readable image"): src.get(i)
+    bad.write_bytes(good[: len(good) // 2])            # header fine, data cut short: every image is decoded, so found now
+    with pytest.raises(UserError, match=r"not readable images: .*4\.png"): load_dataset(root)
     with pytest.raises(UserError, match=r"4\.png"): load_dataset(root, verify=True)
 
 def test_list_line_in_the_wrong_format(tmp_path, trees):
@@ -239,9 +244,9 @@ def test_split_with_zero_pairs(tmp_path):
     one = tmp_path / "one"
     save_random(one / "photos" / "1.png"); save_random(one / "sketches" / "1.png", "L")
     with pytest.raises(UserError, match="train split has zero pairs"): load_dataset(one)
-    pre = make_fake_tree(tmp_path / "pre", "presplit", counts={"AR": (3, 0)}, distinct=1)
+    pre = make_fake_tree(tmp_path / "pre", "presplit", counts={"AR": (3, 0)})
     with pytest.raises(UserError, match="test split has zero pairs"): load_dataset(pre)
-    lst = make_fake_tree(tmp_path / "lst", "lists", counts={"AR": (3, 0)}, distinct=1)
+    lst = make_fake_tree(tmp_path / "lst", "lists", counts={"AR": (3, 0)})
     with pytest.raises(UserError, match="test split has zero pairs"): load_dataset(lst)
 
 def test_bad_arguments(tmp_path, trees):
@@ -425,7 +430,7 @@ def test_data_cmd_in_process(trees, capsys):
     with pytest.raises(UserError, match="--preset 'lfw'"): data_cmd(str(trees["cufs", "lists"]), preset="lfw")
 
 def test_cli_json(tmp_path):
-    root = make_fake_tree(tmp_path / "c", "lists", counts=dict(CUFS_COUNTS, XM2VTS=(99, 195)), distinct=2)
+    root = make_fake_tree(tmp_path / "c", "lists", counts=dict(CUFS_COUNTS, XM2VTS=(99, 195)))
     r = run_cli("data", "--root", root, "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
@@ -440,7 +445,7 @@ def test_cli_json(tmp_path):
 def test_cli_user_errors_exit_2_in_one_line(tmp_path, case, needle):
     if case == "nowhere": args = ["--root", tmp_path / "nowhere"]
     elif case == "unpaired":
-        root = make_fake_tree(tmp_path / "u", "folders", counts={"AR": (2, 2)}, distinct=1)
+        root = make_fake_tree(tmp_path / "u", "folders", counts={"AR": (2, 2)})
         (root / "AR/sketches/3.jpg").unlink()
         args = ["--root", root]
     else: args = []
@@ -457,3 +462,112 @@ def test_cli_in_process_exit_codes(trees):
         assert main(["data", "--root", str(trees["cufs", "lists"]), "--preset", "lfw"]) == 2
         assert main(["data", "--root", str(trees["cufs", "lists"]), "--check"]) == 0
     assert len(err.getvalue().strip().splitlines()) == 2
+
+# ------------------------------------------------------------------ the layouts of copies that circulate
+
+def digest(path): return hashlib.sha1(np.asarray(Image.open(path)).tobytes()).hexdigest()
+
+@pytest.fixture(scope="module")
+def shaped(tmp_path_factory):
+    base = tmp_path_factory.mktemp("shaped")
+    return {name: make_fake_tree(base / name, name, first=i * 10_000) for i, name in enumerate(("ansgda", "chaofengc", "lydietoure"))}
+
+def test_chaofengc_copies_are_counted_once_and_no_test_face_trains(shaped):
+    "Its top-level photos/ repeat CUHK's and AR's training pairs and AR_test/ repeats AR/'s test pairs (522 files, 311 pairs)."
+    root = shaped["chaofengc"]
+    assert sum(1 for _ in root.rglob("*.png")) == 2 * 522
+    d, warned = quiet_load(root)
+    assert counts(d) == {"CUHK": (88, 100), "AR": (100, 23)} and len(d.train) + len(d.test) == 311
+    train = [digest(r[0]) for r in d.train.records] + [digest(r[1]) for r in d.train.records]
+    test = [digest(r[0]) for r in d.test.records] + [digest(r[1]) for r in d.test.records]
+    assert len(set(train)) == len(train) and len(set(test)) == len(test)      # no image counted twice
+    assert not set(train) & set(test)                                         # no test face trains
+    assert any("211 pair(s) are copies" in p for p in d.report.problems) and warned
+    assert d.report.rules["AR"] == "list files AR/test.txt, AR/train.txt"
+
+def test_ansgda_reads_as_standard_cufs(shaped):
+    d, warned = quiet_load(shaped["ansgda"])
+    assert d.report.preset == "cufs" and d.report.standard and d.report.problems == [] and warned == []
+    rec = {r[3]: r for r in d.test.records}["CUHK_f1-001-01"]
+    assert rec[1].name == "94.jpg"                                             # CUFS's number for f1-001-01
+    assert [r[3] for r in d.test.records][:2] == ["CUHK_f-039-01", "CUHK_f-040-01"] and d.test.records[100][3] == "AR_81"
+    assert any("pose" in n for n in d.report.notes)                            # other folders are said, not read
+
+def test_lydietoure_cuhk_split_by_its_names_and_squashed_copies_found(shaped):
+    d, warned = quiet_load(shaped["lydietoure"])
+    assert counts(d) == {"CUHK": (88, 100), "CUHK_FERET": (3, 9)}
+    assert any("194 pair(s) are copies" in p for p in d.report.problems)       # 188 squashed + 6 repeated
+    assert any("CUHK_FERET: 12 pairs" in p and "train.txt" in p for p in d.report.problems)
+    assert any("not 250x200" in p for p in d.report.problems)
+    assert d.report.rules["CUHK"] == "CUHK's file names"
+    train_keys = {r[3] for r in d.train.records}
+    assert "CUHK_f2-005-01" in train_keys and not any("f-039" in k for k in train_keys)
+
+def test_folder_and_file_name_rules():
+    from ktsketch.data import standard_subset, split_word, cuhk_key, cuhk_split, CUHK_TRAIN, CUHK_TEST, CUHK_NUMBER
+    assert [standard_subset(n) for n in ("CUHK Students", "CUHK_student_test", "AR_test", "feret_dataset", "XM2VTS", "faces")] == \
+           ["CUHK", "CUHK", "AR", "CUHK_FERET", "XM2VTS", None]
+    assert [split_word(n) for n in ("Testing Sketches", "photos_train", "train_test", "AR")] == ["test", "train", None, None]
+    assert (len(CUHK_TRAIN), len(CUHK_TEST)) == (88, 100) and CUHK_NUMBER["f-039-01"] == 89 and CUHK_NUMBER["m1-041-01"] == 188
+    assert [cuhk_split(cuhk_key(k)) for k in ("F2-005-01", "m-062-01", "m-063-01", "f1-015-01", "f-044-01")] == \
+           ["train", "train", "test", "test", None]
+
+def test_numbered_sketches_without_a_photo_are_errors_not_guesses(shaped, tmp_path):
+    root = tmp_path / "a"; shutil.copytree(shaped["ansgda"], root)
+    (root / "CUHK Students/Testing/sketches/100.jpg").rename(root / "CUHK Students/Testing/sketches/300.jpg")
+    report = D.scan_dataset(root)
+    assert any("without a photo: 300.jpg" in e for e in report.errors) and any("without a sketch: f1-007-01.jpg" in e for e in report.errors)   # CUFS number 100
+
+def test_all_problems_in_one_pass_and_json_even_when_exiting_2(tmp_path):
+    root = make_fake_tree(tmp_path / "b", "folders", counts={"AR": (4, 4)}, ext=".png")
+    (root / "AR/sketches/2.png").unlink()                                      # a photo without its sketch
+    (root / "AR/photos/3.png").write_bytes(b"not an image")                     # unreadable
+    Image.open(root / "AR/photos/4.png").resize((300, 300)).save(root / "AR/photos/4.png")   # another size
+    shutil.copy(root / "AR/photos/5.png", root / "AR/photos/9.png"); shutil.copy(root / "AR/sketches/5.png", root / "AR/sketches/9.png")  # a copy
+    r = run_cli("data", "--root", root, "--json", "--list")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    info = json.loads(r.stdout)
+    assert any("without a sketch: 2.png" in e for e in info["errors"]) and any("3.png" in e for e in info["errors"])
+    assert any("not 250x200" in p for p in info["problems"]) and any("copies" in p for p in info["problems"])
+    assert {p["photo"] for p in info["pairs"]} >= {"AR/photos/1.png", "AR/photos/5.png"} and "AR/photos/9.png" not in {p["photo"] for p in info["pairs"]}
+    assert info["dropped"] == [{"photo": "AR/photos/9.png", "sketch": "AR/sketches/9.png", "copy_of": "AR/photos/5.png"}]
+    assert set(info["pairs"][0]) == {"split", "subset", "name", "photo", "sketch"}
+
+def test_truncated_jpeg_is_not_none_without_check(tmp_path):
+    root = make_fake_tree(tmp_path / "t", "folders", counts={"faces": (2, 2)})
+    jpg = root / "faces/photos/2.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:-600])
+    r = run_cli("data", "--root", root)
+    assert r.returncode == 2 and "2.jpg" in r.stderr and "problems (0): none" not in r.stdout
+
+def test_check_says_how_16_bit_images_are_read(tmp_path):
+    root = make_fake_tree(tmp_path / "m", "folders", counts={"faces": (2, 2)}, ext=".png")
+    sk = root / "faces/sketches/1.png"
+    Image.fromarray(np.asarray(Image.open(sk)).astype(np.uint16) * 257).save(sk)  # 16-bit grey, the same picture
+    assert Image.open(sk).mode.startswith("I")
+    d = D.scan_dataset(root)
+    assert any("modes other than 8-bit" in n and "1.png" in n for n in d.notes)
+    checked = D.scan_dataset(root, verify=True)
+    assert any("1.png (I" in p and "read as" in p for p in checked.problems)
+
+def test_export_numbers_pairs_in_the_standard_order(shaped, tmp_path):
+    out = tmp_path / "numbered"
+    with contextlib.redirect_stdout(io.StringIO()): assert data_cmd(str(shaped["ansgda"]), export=str(out)) == 0
+    assert len(list((out / "test_sketches").iterdir())) == 338 and len(list((out / "train_photos").iterdir())) == 268
+    assert digest(out / "test_sketches/1.jpg") == digest(shaped["ansgda"] / "CUHK Students/Testing/sketches/89.jpg")
+    assert digest(out / "test_photos/101.jpg") == digest(shaped["ansgda"] / "AR/Testing Photos/81.jpg")
+    assert json.loads((out / "pairs.json").read_text())[0]["name"] == "CUHK_f-005-01"
+    with pytest.raises(UserError, match="not empty"): data_cmd(str(shaped["ansgda"]), export=str(out))
+
+# ------------------------------------------------------------------ real copies, when the user names them
+
+@pytest.mark.skipif(not os.environ.get("KTSKETCH_CUFS"), reason="KTSKETCH_CUFS is not set (a folder holding CUFS)")
+def test_real_cufs_reads_as_the_standard_split():
+    d, _ = quiet_load(os.environ["KTSKETCH_CUFS"])
+    assert d.report.errors == [] and d.report.splits["test"] > 0
+    assert d.report.standard, d.report.text()
+
+@pytest.mark.skipif(not os.environ.get("KTSKETCH_CUFSF"), reason="KTSKETCH_CUFSF is not set (a folder holding CUFSF)")
+def test_real_cufsf_reads():
+    report = D.scan_dataset(os.environ["KTSKETCH_CUFSF"])
+    assert report.errors == [] and "CUHK_FERET" in report.subsets, report.text()
