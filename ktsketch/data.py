@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as nnf
 from PIL import Image, ImageDraw
 from .core import (UserError, IMG_H, IMG_W, NET_SIZE, EYES, load_image, image_to_tensor,
-                           pad_to_square, crop_from_square)
+                           pad_to_square, crop_from_square, PairRecord)
 
 # %% auto #0
 __all__ = ['PRESETS', 'SUBSET_ALIASES', 'IMAGE_EXTS', 'SKETCH_TAGS', 'PRESPLIT_DIRS', 'LIST_SEP', 'LAYOUTS', 'standard_subset',
-           'preset_totals', 'draw_fake_pair', 'make_fake_tree', 'PairRecord', 'fit_to_frame', 'align_face',
-           'FilePairSource', 'natural_key', 'list_images', 'FolderImageSource', 'PairSideSource', 'shift_image',
-           'resize_square', 'joint_transform', 'square_to_original', 'PairedDataset', 'UnpairedDataset', 'match_key',
-           'match_pairs', 'FoundPair', 'read_presplit', 'parse_list_file', 'find_list_files', 'read_lists',
-           'find_folder_groups', 'split_keys', 'read_folders', 'check_root', 'detect_layout', 'DataReport',
-           'DataSplits', 'compare_counts', 'scan_images', 'load_dataset', 'data_cmd']
+           'preset_totals', 'draw_fake_pair', 'make_fake_tree', 'fit_to_frame', 'align_face', 'FilePairSource',
+           'natural_key', 'list_images', 'FolderImageSource', 'PairSideSource', 'shift_image', 'resize_square',
+           'joint_transform', 'square_to_original', 'PairedDataset', 'UnpairedDataset', 'match_key', 'match_pairs',
+           'FoundPair', 'read_presplit', 'parse_list_file', 'find_list_files', 'read_lists', 'find_folder_groups',
+           'split_keys', 'read_folders', 'check_root', 'detect_layout', 'DataReport', 'DataSplits', 'compare_counts',
+           'scan_images', 'load_dataset', 'data_cmd', 'PairRecord']
 
 # %% ../nbs/01_data.ipynb #94bf7daa
 PRESETS = {   # data set -> {subset: (train pairs, test pairs)}, the split every paper of the field uses
@@ -124,12 +124,7 @@ def make_fake_tree(root, # the folder to write into (created if needed)
     return root
 
 # %% ../nbs/01_data.ipynb #5566cdf9
-class PairRecord(NamedTuple):
-    "One photo-sketch pair as a pair source gives it."
-    photo: Image.Image   # RGB, 250x200
-    sketch: Image.Image  # L, 250x200
-    identity: str        # the person (one pair per person in CUFS/CUFSF)
-    name: str            # unique, usable as a file name
+_all_ = ["PairRecord"]   # defined in core (00_core), below both data and synthetic; ktsketch.data.PairRecord names it too
 
 # %% ../nbs/01_data.ipynb #7ad410b8
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
