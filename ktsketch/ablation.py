@@ -6,16 +6,24 @@
 from __future__ import annotations
 import copy, csv, io, math, time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save
+from tqdm.auto import tqdm
+from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save, tensor_to_uint8
+from .data import UnpairedDataset
+from .teachers import FULL_WIDTHS, SMALL_WIDTHS
+from .students import Student
+from .transfer import Callback, translate, pair_tensors
+from .evaluation import evaluate, score_pairs
+from .runs import run_data, teacher_pools, TrainTeachers, teacher_source, get_teachers, student_config, train_students
 
 # %% auto #0
 __all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'METRICS', 'METRIC_NAMES', 'Variant', 'variant_table',
            'PairRange', 'AblationData', 'ablation_data', 'mask_blocks', 'pretrain_autoencoders',
-           'init_from_autoencoders', 'pool_tensors', 'face_crop', 'working_size_scores', 'train_variant',
+           'init_from_autoencoders', 'pool_tensors', 'face_crop', 'working_size_scores', 'KeepBest', 'train_variant',
            'read_results', 'write_results', 'run_ablation', 'results_frame', 'summarise', 'data_limited_check',
            'compare_to_pixel', 'conclusion', 'verdict_table', 'published_results', 'published_finding', 'plot_ablation',
            'plot_overfitting', 'ablate_cmd']
@@ -53,7 +61,7 @@ VARIANTS = {
 
 def variant_table():
     "The arms as a DataFrame: preset, what changes, pairs, paper or ours."
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     return pd.DataFrame([dict(variant=k, preset=v.preset, changes=", ".join(f"{a}={b}" for a, b in v.overrides.items()),
                               pairs=f"{v.pairs_factor}N", source=v.source, about=v.about)
                          for k, v in VARIANTS.items()]).set_index("variant")
@@ -87,26 +95,23 @@ def ablation_data(data: str = "synthetic", # synthetic, cufs, cufsf or a data se
                   n_val: int = 32, # validation pairs
                   n_test: int = 100, # test pairs (synthetic only; real data keep their standard test split)
                   n_pool: int = 2000, # unpaired images per pool (synthetic only)
-                  photo_pool=None, sketch_pool=None, # folders of unpaired images (real data; default: the training split's)
+                  photo_pool=None, sketch_pool=None, # folders of unpaired images (default: the data set's pools, else its training split)
                   seed: int = 0, # the synthetic world
+                  log=print, # where a note goes when real data has no pools of its own
                  ) -> AblationData:
     "The splits an ablation needs, checked against the grid's size."
-    from ktsketch.data import load_dataset, FolderImageSource, PairSideSource
     if pairs < 1: raise UserError(f"--pairs {pairs}: must be at least 1")
     need = pairs * max_factor
     if data == "synthetic":
-        from ktsketch.synthetic import synthetic_splits
-        s = synthetic_splits(seed=seed, n_train=need, n_val=n_val, n_test=n_test, n_pool=n_pool, cache_dir=root)
-        return AblationData(s.train, s.val, s.test, s.photo_pool, s.sketch_pool, "synthetic")
-    splits = load_dataset(data, root) if data in ("cufs", "cufsf") else load_dataset(data)
+        s = run_data("synthetic", root, seed, n_train=need, n_val=n_val, n_test=n_test, n_pool=n_pool)
+        return AblationData(s.train, s.val, s.test, *teacher_pools(s, photo_pool, sketch_pool, log), "synthetic")
+    splits = run_data(data, root)
     n = len(splits.train)
     if n < need + n_val:
         raise UserError(f"--data {data}: the training split has {n} pairs, but {pairs} pairs x {max_factor} (the largest "
                         f"factor in the grid) + {n_val} validation pairs are needed: lower --pairs or leave out pixel_10x")
-    pools = [FolderImageSource(p, k) if p is not None else PairSideSource(splits.train, k)
-             for p, k in ((photo_pool, "photo"), (sketch_pool, "sketch"))]
     return AblationData(PairRange(splits.train, 0, need), PairRange(splits.train, n - n_val, n), splits.test,
-                        pools[0], pools[1], str(data))
+                        *teacher_pools(splits, photo_pool, sketch_pool, log), str(data))
 
 # %% ../nbs/11_does_kt_help.ipynb #6ce037bd
 def mask_blocks(x: torch.Tensor, # (B, C, H, W) in [-1, 1]
@@ -128,8 +133,6 @@ def pretrain_autoencoders(photo_images: torch.Tensor, # (N, 3, S, S) unpaired ph
                           seed: int = 0, device=None, progress: bool = True,
                          ) -> tuple: # (photo_ae, sketch_ae), eval mode
     "Two `Student`-shaped denoising autoencoders (photo 3->3, sketch 1->1) trained on the pools."
-    from ktsketch.students import Student
-    from tqdm.auto import tqdm
     dev = get_device(device)
     out = []
     for k, (images, ch) in enumerate(((photo_images, 3), (sketch_images, 1))):
@@ -166,8 +169,6 @@ def pool_tensors(source, # an image source: len() and get(i) -> (image, name)
                  size: int, # the working size
                  progress: bool = False) -> torch.Tensor: # (N, C, size, size)
     "Every image of an image source as one tensor."
-    from ktsketch.data import UnpairedDataset
-    from tqdm.auto import tqdm
     ds = UnpairedDataset(source, kind, size=size)
     return torch.stack([ds[i]["image"] for i in tqdm(range(len(ds)), desc=f"{kind} pool", disable=not progress, leave=False)])
 
@@ -181,9 +182,6 @@ def face_crop(x: torch.Tensor) -> torch.Tensor:
 def working_size_scores(G, F, photos, sketches, # (N, 3, S, S) and (N, 1, S, S) true test pairs at the working size
                         device=None) -> dict: # p2s_fsim, p2s_ssim, p2s_l1, s2p_fsim (gray), s2p_ssim, s2p_l1
     "FSIM and SSIM of both students at the size they work at (face crop, no resizing), and their L1 on the whole square."
-    from ktsketch.transfer import translate
-    from ktsketch.evaluation import score_pairs
-    from ktsketch.core import tensor_to_uint8
     out = {}
     for d, model, x, y, chromatic in (("p2s", G, photos, sketches, False), ("s2p", F, sketches, photos, True)):
         fake = translate(model, x, 32, device)
@@ -193,9 +191,28 @@ def working_size_scores(G, F, photos, sketches, # (N, 3, S, S) and (N, 1, S, S) 
     return out
 
 def _l1(model, x, y, device=None) -> float:
-    from ktsketch.transfer import translate
     return (translate(model, x, 32, device) - y).abs().mean().item()
 
+# %% ../nbs/11_does_kt_help.ipynb #fd03609b
+class KeepBest(Callback):
+    "A trainer callback: each student's L1 on validation pairs every `every` steps and at the end; `restore` loads the best weights."
+    def __init__(self, val, # (photos, sketches) validation tensors at the working size
+                 every: int): # steps between checks
+        self.val, self.every = val, every
+        self.best = {"G": (math.inf, 0, None), "F": (math.inf, 0, None)}   # per student: (L1, step, weights)
+
+    def on_step_end(self, trainer, step, logs):
+        if step % self.every and step != trainer.config.steps: return
+        for net, model, (x, y) in (("G", trainer.G, self.val), ("F", trainer.F, self.val[::-1])):
+            l1 = _l1(model, x, y, trainer.device)
+            if l1 < self.best[net][0]: self.best[net] = (l1, step, copy.deepcopy(model.state_dict()))
+
+    def restore(self, trainer):
+        "Load each student's best weights into the trainer's G and F (where a check was made)."
+        for net, model in (("G", trainer.G), ("F", trainer.F)):
+            if self.best[net][2] is not None: model.load_state_dict(self.best[net][2])
+
+# %% ../nbs/11_does_kt_help.ipynb #df09b264
 def train_variant(name: str, # a key of VARIANTS
                   data: AblationData, # from ablation_data
                   pairs: int, # N
@@ -211,33 +228,24 @@ def train_variant(name: str, # a key of VARIANTS
                   return_trainer: bool = False, # also return the Trainer (its G and F hold the chosen weights)
                  ) -> dict: # one row of the ablation table (and the Trainer if asked)
     "Train one arm with one seed, keep each student's best validation weights, score them on the test pairs."
-    from ktsketch.transfer import TrainConfig, Trainer, pair_tensors
-    from ktsketch.evaluation import evaluate
     if name not in VARIANTS: raise UserError(f"variant {name!r}: expected one of {', '.join(VARIANTS)}")
     v, cache = VARIANTS[name], {} if cache is None else cache
     n = pairs * v.pairs_factor
     if n > len(data.train): raise UserError(f"variant {name} needs {n} training pairs, the data has {len(data.train)}")
+    if v.init == "autoencoders" and autoencoders is None: raise UserError(f"variant {name} needs autoencoders=(photo_ae, sketch_ae)")
     def tensors(src, k):
         key = (id(src), k, size)
         if key not in cache: cache[key] = pair_tensors(PairRange(src, 0, k), size)
         return cache[key]
     train, val, test = tensors(data.train, n), tensors(data.val, len(data.val)), tensors(data.test, len(data.test))
-    cfg = TrainConfig.from_preset(v.preset, **{**dict(steps=steps, size=size, widths=tuple(widths), batch_size=batch_size,
-                                  seed=seed, device=str(get_device(device)), progress=progress, sample_every=0,
-                                  ckpt_every=0, mutual_ramp=max(1, steps // 4)), **v.overrides})
+    cfg = student_config(v.preset, steps, **{**dict(size=size, widths=tuple(widths), batch_size=batch_size, seed=seed,
+                                                     device=str(get_device(device)), progress=progress), **v.overrides})
+    init = (lambda tr: init_from_autoencoders(tr.G, tr.F, *autoencoders)) if v.init == "autoencoders" else None
+    best = KeepBest(val, eval_every)
     t0 = time.perf_counter()
-    tr = Trainer(cfg, train, teachers=teachers, pools=pools if cfg.lambda_pool > 0 else None)
-    if v.init == "autoencoders":
-        if autoencoders is None: raise UserError(f"variant {name} needs autoencoders=(photo_ae, sketch_ae)")
-        init_from_autoencoders(tr.G, tr.F, *autoencoders)
-    best = {"G": (math.inf, 0, None), "F": (math.inf, 0, None)}
-    while tr.step < steps:
-        tr.fit(min(steps, tr.step + eval_every))
-        for net, model, (x, y) in (("G", tr.G, val), ("F", tr.F, val[::-1])):
-            l1 = _l1(model, x, y, tr.device)
-            if l1 < best[net][0]: best[net] = (l1, tr.step, copy.deepcopy(model.state_dict()))
+    tr = train_students(cfg, train, teachers, callbacks=[best], pools=pools if cfg.lambda_pool > 0 else None, init=init)
     seconds = time.perf_counter() - t0
-    if steps > 0: tr.G.load_state_dict(best["G"][2]); tr.F.load_state_dict(best["F"][2])
+    best.restore(tr)
     dev = tr.device
     protocol = evaluate(tr.G, tr.F, data.test, size=size, device=dev).loc["mean"]
     here = working_size_scores(tr.G, tr.F, *test, dev)
@@ -247,7 +255,8 @@ def train_variant(name: str, # a key of VARIANTS
                 p2s_fsim_protocol=float(protocol["p2s_fsim"]), p2s_ssim_protocol=float(protocol["p2s_ssim"]),
                 s2p_fsim_protocol=float(protocol["s2p_fsim"]), s2p_ssim_protocol=float(protocol["s2p_ssim"]),
                 train_p2s_l1=_l1(tr.G, *train, dev), train_s2p_l1=_l1(tr.F, *train[::-1], dev),
-                val_p2s_l1=best["G"][0], val_s2p_l1=best["F"][0], best_step_G=best["G"][1], best_step_F=best["F"][1],
+                val_p2s_l1=best.best["G"][0], val_s2p_l1=best.best["F"][0], best_step_G=best.best["G"][1],
+                best_step_F=best.best["F"][1],
                 source=v.source, data=data.name, size=size, device=str(dev),
                 seconds=round(seconds, 1))
     return (row, tr) if return_trainer else row
@@ -273,7 +282,6 @@ def write_results(rows: list, path) -> Path:
     return atomic_write_text(buf.getvalue(), path)
 
 def _load_autoencoders(files, widths):
-    from ktsketch.students import Student
     aes = []
     for f, ch in zip(files, (3, 1)):
         ae = Student(ch, ch, widths=widths)
@@ -297,10 +305,6 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
                  eval_every: int = 100, device=None, progress: bool = True, log=print,
                 ) -> list: # every row of out/ablation.csv
     "Train and score every (arm, seed); each row is added to out/ablation.csv as its run ends."
-    from ktsketch.teachers import pretrain_teachers, save_teacher
-    from ktsketch.cli import _load_teachers
-    from ktsketch.demo import TensorItems
-    from tqdm.auto import tqdm
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise UserError(f"--variants: {'unknown ' + ', '.join(unknown) if unknown else 'none given'}; expected some of {', '.join(VARIANTS)}")
@@ -315,7 +319,7 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
         log(f"{csv_path}: every run of this grid is there already")
         return rows
     d = ablation_data(data, root, pairs, max(VARIANTS[v].pairs_factor for v, _ in todo), n_val, n_test, n_pool,
-                      photo_pool, sketch_pool)
+                      photo_pool, sketch_pool, log=log)
     out.mkdir(parents=True, exist_ok=True)
     log(f"ablation on {d.name}: N={pairs}, {len(todo)} runs to go ({steps} steps each, {size}x{size}) on {dev} -> {csv_path}")
     arms = [VARIANTS[v] for v, _ in todo]
@@ -325,15 +329,9 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
     pools = (pool_tensors(d.photo_pool, "photo", size, progress), pool_tensors(d.sketch_pool, "sketch", size, progress)) \
             if need_pools else None
     pair_teachers = aes = None
-    if need_teachers:
-        files = [out / "teachers" / "photo_teacher.pt", out / "teachers" / "sketch_teacher.pt"]
-        if teachers is not None: pair_teachers = _load_teachers(Path(teachers))
-        elif all(f.is_file() for f in files): pair_teachers = _load_teachers(out / "teachers")
-        else:
-            pair_teachers = pretrain_teachers(TensorItems({"image": x} for x in pools[0]), TensorItems({"image": x} for x in pools[1]),
-                                              widths=teacher_widths, steps=teacher_steps, batch_size=teacher_batch,
-                                              seed=0, device=dev, progress=progress)
-            for f, t in zip(files, pair_teachers): save_teacher(t, f, history=t.history)
+    if need_teachers:   # trained once per grid (seed 0) and kept in out/teachers, unless a folder is given
+        source = teacher_source(teachers, TrainTeachers(tuple(teacher_widths), teacher_steps, teacher_batch, seed=0))
+        pair_teachers = get_teachers(source, pools, save_to=out / "teachers", reuse=True, device=dev, progress=progress)
     if need_aes:
         files = [out / "autoencoders" / "photo_ae.pt", out / "autoencoders" / "sketch_ae.pt"]
         if all(f.is_file() for f in files): aes = _load_autoencoders(files, widths)
@@ -361,7 +359,7 @@ def _better(metric: str) -> int:
 
 def results_frame(rows_or_path) -> "pd.DataFrame":
     "An ablation table (a CSV path, rows, or a DataFrame) as a DataFrame with numeric metric columns."
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     df = pd.read_csv(rows_or_path) if isinstance(rows_or_path, (str, Path)) else pd.DataFrame(rows_or_path)
     missing = [c for c in COLUMNS[:10] if c not in df.columns]
     if missing: raise UserError(f"not an ablation table: missing columns {', '.join(missing)}")
@@ -395,7 +393,7 @@ def data_limited_check(df, metric: str = "p2s_fsim") -> dict:
 
 def compare_to_pixel(df, metric: str = "p2s_fsim") -> "pd.DataFrame":
     "Every arm at N against `pixel` at N on `metric`: difference (positive = better), spread, verdict."
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     df = results_frame(df)
     s = summarise(df, (metric,))
     base, (n, _) = _arm(s, "pixel")
@@ -454,7 +452,7 @@ def conclusion(df, metric: str = "p2s_fsim") -> str:
 # %% ../nbs/11_does_kt_help.ipynb #0a7214d2
 def verdict_table(df, metrics=METRICS) -> "pd.DataFrame":
     "Per metric: the data-limited check, and the arms clearly better, better, and worse than `pixel` at N."
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     rows = []
     for m in metrics:
         chk, cmp = data_limited_check(df, m), compare_to_pixel(df, m)
@@ -466,8 +464,7 @@ def verdict_table(df, metrics=METRICS) -> "pd.DataFrame":
 # %% ../nbs/11_does_kt_help.ipynb #bf77709e
 def published_results():
     "The ablation table that ships with ktsketch (a copy of nbs/results/ablation.csv), or None if absent."
-    from importlib.resources import files
-    p = files("ktsketch") / "results" / "ablation.csv"
+    p = resources.files("ktsketch") / "results" / "ablation.csv"
     return Path(str(p)) if p.is_file() else None
 
 def published_finding(metric: str = "p2s_fsim") -> str:
@@ -488,7 +485,7 @@ def published_finding(metric: str = "p2s_fsim") -> str:
 # %% ../nbs/11_does_kt_help.ipynb #0e77ff0d
 def plot_ablation(df, metrics=("p2s_fsim", "s2p_fsim"), title: str = None):
     "Per-seed scores (dots) and means (bars) of every arm, `pixel`'s mean as a dashed line; one panel per metric."
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # here, not at the top: as slow to import as pandas
     df = results_frame(df)
     order = [v for v in VARIANTS if v in set(df.variant)] + sorted(set(df.variant) - set(VARIANTS))
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 0.42 * len(order) + 1.6), squeeze=False)
@@ -510,7 +507,7 @@ def plot_ablation(df, metrics=("p2s_fsim", "s2p_fsim"), title: str = None):
 
 def plot_overfitting(df, direction: str = "p2s"):
     "Training-pair L1 against test L1 per run: points far below the diagonal are runs that memorised their pairs."
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # here, not at the top: as slow to import as pandas
     df = results_frame(df)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for v, g in df.groupby("variant", sort=False):
@@ -542,7 +539,6 @@ def ablate_cmd(data: str = "synthetic", # synthetic, cufs, cufsf or a data set f
                device: str = "auto", # auto, cpu, cuda or mps
               ):
     "Run the ablation grid (arms x seeds, same pairs and budget) and write ablation.csv with FSIM, SSIM and L1."
-    from ktsketch.teachers import FULL_WIDTHS, SMALL_WIDTHS
     if out is None: raise UserError("--out is required: the folder ablation.csv is written to")
     names = list(VARIANTS) if variants == "all" else [v.strip() for v in variants.split(",") if v.strip()]
     for k, v in dict(pairs=pairs, seeds=seeds, steps=steps, val_pairs=val_pairs, test_pairs=test_pairs, pool=pool).items():

@@ -5,10 +5,13 @@
 # %% ../nbs/08_cli.ipynb #bf6ab49a
 from __future__ import annotations
 import importlib, sys, platform
-import json, math
 from pathlib import Path
+import torch
 from fastcore.script import anno_parser, Param
-from .core import UserError, get_device, atomic_write_text
+from . import __version__
+from .core import UserError, get_device
+from .teachers import FULL_WIDTHS, SMALL_WIDTHS
+from .runs import TrainTeachers, teacher_source, train_run, translate_files
 
 # %% auto #0
 __all__ = ['COMMANDS', 'REQUIRED', 'info', 'main', 'train', 'translate']
@@ -17,9 +20,8 @@ __all__ = ['COMMANDS', 'REQUIRED', 'info', 'main', 'train', 'translate']
 def info(device: str = "auto", # the device to check: auto, cpu, cuda or mps
         ):
     "Print the ktsketch and torch versions and the device ktsketch would run on."
-    import torch, ktsketch
     dev = get_device(device)
-    print(f"ktsketch {ktsketch.__version__}")
+    print(f"ktsketch {__version__}")
     print(f"python   {platform.python_version()}")
     print(f"torch    {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
     print(f"device   {dev}")
@@ -116,24 +118,6 @@ def main(argv: list[str] | None = None, # the arguments after `ktsketch`; defaul
     return int(status or 0)
 
 # %% ../nbs/08_cli.ipynb #4642715c
-def _load_teachers(folder: Path):
-    from ktsketch.teachers import load_teacher
-    files = [folder / "photo_teacher.pt", folder / "sketch_teacher.pt"]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing: raise UserError(f"--teachers {folder}: expected photo_teacher.pt and sketch_teacher.pt, missing {', '.join(missing)}")
-    return tuple(load_teacher(f) for f in files)
-
-def _teacher_pools(splits, photo_pool, sketch_pool, log):
-    from ktsketch.data import FolderImageSource, PairSideSource
-    pools = []
-    for kind, given, own in (("photo", photo_pool, splits.photo_pool), ("sketch", sketch_pool, splits.sketch_pool)):
-        if given is not None: pools.append(FolderImageSource(given, kind))
-        elif own is not None: pools.append(own)
-        else:
-            log(f"note: no --{kind}_pool given: the {kind} teacher trains on the training split's {kind}s, used unpaired")
-            pools.append(PairSideSource(splits.train, kind))
-    return pools
-
 def train(data: str = "synthetic", # synthetic, cufs, cufsf, or a data set folder
           root: str = None, # the data set folder for cufs/cufsf (for synthetic: an optional PNG cache folder)
           preset: str = "kt", # kt, pixel, teacher, mutual, kt_gan or pix2pix
@@ -154,75 +138,19 @@ def train(data: str = "synthetic", # synthetic, cufs, cufsf, or a data set folde
           seed: int = 0, # the run's seed
          ):
     "Train the two students on a data set with a preset, then score them on its test split."
-    from ktsketch.data import load_dataset, UnpairedDataset
-    from ktsketch.teachers import pretrain_teachers, save_teacher, FULL_WIDTHS, SMALL_WIDTHS
-    from ktsketch.transfer import TrainConfig, Trainer, PRESETS, load_checkpoint
-    from ktsketch.demo import score_variant
     if out is None: raise UserError("--out is required: the folder the run is written to")
-    if preset not in PRESETS: raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    if epochs is not None and steps is not None: raise UserError("give --epochs or --steps, not both")
-    out, dev = Path(out), get_device(device)
-    ckpt = out / "checkpoint.pt"
-    if resume and not ckpt.is_file(): raise UserError(f"--resume: {ckpt} does not exist (nothing to resume)")
-    if not resume and ckpt.exists(): raise UserError(f"--out {out} holds a run already: add --resume, or choose another folder")
-    splits = load_dataset("synthetic", root, split_seed=seed, n_train=pairs, n_test=test_pairs) if data == "synthetic" else \
-             load_dataset(data, root) if data in ("cufs", "cufsf") else load_dataset(data)
-    print(splits.report.text() if hasattr(splits.report, "text") else splits.report)
-    if len(splits.train) == 0: raise UserError(f"--data {data}: the training split is empty")
-    n_steps = steps if steps is not None else (epochs * math.ceil(len(splits.train) / batch_size) if epochs else None)
-    uses_teachers = PRESETS[preset].get("lambda_teacher", 0) > 0 or PRESETS[preset].get("lambda_mutual", 0) > 0
-    pair_teachers = None
-    if uses_teachers:
-        if teachers is not None: pair_teachers = _load_teachers(Path(teachers))
-        elif resume and (out / "teachers").is_dir(): pair_teachers = _load_teachers(out / "teachers")
-        else:
-            photo_src, sketch_src = _teacher_pools(splits, photo_pool, sketch_pool, print)
-            pair_teachers = pretrain_teachers(UnpairedDataset(photo_src, "photo", train=True, size=size),
-                                              UnpairedDataset(sketch_src, "sketch", train=True, size=size),
-                                              widths=SMALL_WIDTHS if small_teachers else FULL_WIDTHS,
-                                              steps=teacher_steps, seed=seed, device=dev)
-            for name, t in zip(("photo_teacher", "sketch_teacher"), pair_teachers):
-                save_teacher(t, out / "teachers" / f"{name}.pt", history=t.history)
-    if resume:
-        overrides = {"steps": n_steps} if n_steps is not None else {}
-        trainer = Trainer.resume(ckpt, splits.train, teachers=pair_teachers, out_dir=out, device=str(dev), **overrides)
-    else:
-        overrides = dict(size=size, batch_size=batch_size, seed=seed, device=str(dev))
-        if n_steps is not None: overrides["steps"] = n_steps
-        trainer = Trainer(TrainConfig.from_preset(preset, **overrides), splits.train, teachers=pair_teachers, out_dir=out)
-    trainer.fit()
-    if trainer.stopped: print(f"stopped at step {trainer.step}; checkpoint {trainer.last_checkpoint}"); return 0
-    summary, df, _ = score_variant(trainer.G, trainer.F, splits.test, trainer.config.size, out_dir=out / "test", device=dev)
-    result = dict(preset=preset, data=data, root=root, steps=trainer.step, train_pairs=len(splits.train),
-                  test_pairs=len(splits.test), device=str(dev), seed=seed, **summary)
-    atomic_write_text(json.dumps(result, indent=1), out / "metrics.json")
-    print(f"{preset}: p2s FSIM {summary['p2s']['fsim']:.4f} SSIM {summary['p2s']['ssim']:.4f} NLDA {summary['p2s']['nlda']:.3f} | "
-          f"s2p FSIM {summary['s2p']['fsim']:.4f} SSIM {summary['s2p']['ssim']:.4f} NLDA {summary['s2p']['nlda']:.3f}")
-    print(f"run: {out}")
+    source = teacher_source(teachers, TrainTeachers(SMALL_WIDTHS if small_teachers else FULL_WIDTHS, teacher_steps, seed=seed))
+    run = train_run(out, data, root, preset, source, steps=steps, epochs=epochs, size=size, batch_size=batch_size, seed=seed,
+                    photo_pool=photo_pool, sketch_pool=sketch_pool, resume=resume, pairs=pairs, test_pairs=test_pairs,
+                    device=device)
+    if run.metrics is None: print(f"stopped at step {run.trainer.step}; checkpoint {run.trainer.last_checkpoint}"); return 0
+    p, s = run.metrics["p2s"], run.metrics["s2p"]
+    print(f"{run.metrics['preset']}: p2s FSIM {p['fsim']:.4f} SSIM {p['ssim']:.4f} NLDA {p['nlda']:.3f} | "
+          f"s2p FSIM {s['fsim']:.4f} SSIM {s['ssim']:.4f} NLDA {s['nlda']:.3f}")
+    print(f"run: {run.out}")
     return 0
 
 # %% ../nbs/08_cli.ipynb #3fddd9d7
-def _find_checkpoint(path: Path) -> Path:
-    if path.is_file(): return path
-    if not path.exists(): raise UserError(f"--checkpoint {path}: no such file or folder")
-    if (path / "checkpoint.pt").is_file(): return path / "checkpoint.pt"
-    runs = sorted(str(p.parent) for p in path.glob("*/checkpoint.pt"))
-    if runs: raise UserError(f"--checkpoint {path}: holds several runs; pass one of {', '.join(runs)}")
-    raise UserError(f"--checkpoint {path}: no checkpoint.pt in it (expected a run folder or a checkpoint file)")
-
-def _input_images(inputs) -> list:
-    from ktsketch.data import list_images
-    files = []
-    for i in inputs:
-        p = Path(i)
-        if p.is_dir():
-            found = list_images(p)
-            if not found: raise UserError(f"{p}: a folder with no images in it")
-            files += found
-        elif p.is_file(): files.append(p)
-        else: raise UserError(f"{p}: no such file or folder")
-    return files
-
 def translate(inputs: Param("images or folders of images to translate", str, opt=False, nargs="+") = None,
               checkpoint: str = None, # a run folder (with checkpoint.pt) or a checkpoint file
               direction: str = "p2s", # p2s (photo -> sketch) or s2p (sketch -> photo)
@@ -231,28 +159,8 @@ def translate(inputs: Param("images or folders of images to translate", str, opt
               batch_size: int = 8, # images per forward pass
              ):
     "Translate images with a trained run: photos to sketches (p2s) or sketches to photos (s2p), PNG out."
-    import torch
-    from ktsketch.core import load_image, image_to_tensor, pad_to_square, tensor_to_uint8, atomic_write
-    from ktsketch.data import fit_to_frame, resize_square, square_to_original
-    from ktsketch.transfer import load_checkpoint, load_generators, translate as run_model
     if checkpoint is None: raise UserError("--checkpoint is required: a run folder or checkpoint file")
     if out is None: raise UserError("--out is required: the folder for the translated PNGs")
-    if direction not in ("p2s", "s2p"): raise UserError(f"--direction {direction!r}: expected p2s or s2p")
-    if not inputs: raise UserError("no input images given")
-    ckpt = _find_checkpoint(Path(checkpoint))
-    files = _input_images(inputs)
-    size = load_checkpoint(ckpt)["config"]["size"]
-    G, F = load_generators(ckpt, device=device)
-    model, kind = (G, "photo") if direction == "p2s" else (F, "sketch")
-    x = torch.stack([resize_square(pad_to_square(image_to_tensor(fit_to_frame(load_image(f, kind)), kind)), size)
-                     for f in files])
-    y = square_to_original(run_model(model, x, batch_size=batch_size, device=device))
-    out = Path(out)
-    from PIL import Image
-    names = {}
-    for f, img in zip(files, y):
-        name = f.stem if f.stem not in names else f"{f.stem}_{len(names)}"
-        names[name] = f
-        atomic_write(out / f"{name}.png", lambda fh, a=tensor_to_uint8(img): Image.fromarray(a).save(fh, format="PNG"))
-    print(f"{len(files)} image(s) -> {out}")
+    written = translate_files(inputs, checkpoint, out, direction, device, batch_size)
+    print(f"{len(written)} image(s) -> {out}")
     return 0

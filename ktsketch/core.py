@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, random, tempfile
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as nnf
@@ -14,8 +15,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'KINDS', 'IMAGE_MODES', 'IMG_H', 'IMG_W', 'NET_SIZE', 'EYES', 'UserError', 'get_device',
            'seed_everything', 'seed_worker', 'to_8bit', 'load_image', 'image_to_tensor', 'tensor_to_uint8',
-           'tensor_to_image', 'pad_amounts', 'pad_to_square', 'crop_from_square', 'atomic_write', 'atomic_save',
-           'atomic_write_text', 'show_grid']
+           'tensor_to_image', 'PairRecord', 'pad_amounts', 'pad_to_square', 'crop_from_square', 'atomic_write',
+           'atomic_save', 'atomic_write_text', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #6df7702e
 class UserError(Exception):
@@ -171,6 +172,14 @@ def tensor_to_uint8(t: torch.Tensor, # (C, H, W) or (B, C, H, W) in [-1, 1]; val
 def tensor_to_image(t: torch.Tensor) -> Image.Image:
     "A (C, H, W) tensor in [-1, 1] as a PIL image (mode L for one channel, RGB for three)."
     return Image.fromarray(tensor_to_uint8(t))
+
+# %% ../nbs/00_core.ipynb #0ceb69fc
+class PairRecord(NamedTuple):
+    "One photo-sketch pair as a pair source gives it."
+    photo: Image.Image   # RGB, 250x200
+    sketch: Image.Image  # L, 250x200
+    identity: str        # the person (one pair per person in CUFS/CUFSF)
+    name: str            # unique, usable as a file name
 
 # %% ../nbs/00_core.ipynb #0d80e7ad
 IMG_H, IMG_W = 250, 200          # the CUFS/CUFSF image size (height, width)

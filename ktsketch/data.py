@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as nnf
 from PIL import Image, ImageDraw
 from .core import (UserError, IMG_H, IMG_W, NET_SIZE, EYES, load_image, image_to_tensor,
-                           pad_to_square, crop_from_square, atomic_write_text)
+                           pad_to_square, crop_from_square, atomic_write_text, PairRecord)
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 _BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 
@@ -22,14 +22,14 @@ _BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 __all__ = ['PRESETS', 'STANDARD', 'SUBSET_ALIASES', 'SPLIT_WORDS', 'KIND_WORDS', 'NOISE_WORDS', 'CUHK_TRAIN', 'CUHK_TEST',
            'CUHK_NUMBER', 'FAKE_LAYOUTS', 'IMAGE_EXTS', 'SKETCH_TAGS', 'PHOTO_TAGS', 'PRESPLIT_DIRS', 'AUTHORITY',
            'LIST_SEP', 'PRINT_SIZE', 'SAME_IMAGE', 'LAYOUTS', 'name_tokens', 'split_word', 'standard_subset',
-           'preset_totals', 'cuhk_key', 'cuhk_split', 'draw_fake_pair', 'make_fake_tree', 'PairRecord', 'fit_to_frame',
-           'align_face', 'unalign_face', 'FilePairSource', 'natural_key', 'list_images', 'FolderImageSource',
-           'PairSideSource', 'shift_image', 'resize_square', 'joint_transform', 'square_to_original', 'PairedDataset',
-           'UnpairedDataset', 'match_key', 'key_order', 'pair_files', 'match_pairs', 'FoundPair', 'parse_list_file',
-           'find_list_files', 'read_lists', 'PairFolders', 'find_pair_folders', 'read_pair_folders', 'ImagePrint',
-           'image_print', 'same_pictures', 'resolve_copies', 'split_keys', 'split_unlabelled', 'check_root',
-           'detect_layout', 'DataReport', 'DataSplits', 'pair_names', 'compare_counts', 'scan_images', 'scan_dataset',
-           'load_dataset', 'export_pairs', 'data_cmd']
+           'preset_totals', 'cuhk_key', 'cuhk_split', 'draw_fake_pair', 'make_fake_tree', 'fit_to_frame', 'align_face',
+           'unalign_face', 'FilePairSource', 'natural_key', 'list_images', 'FolderImageSource', 'PairSideSource',
+           'shift_image', 'resize_square', 'joint_transform', 'square_to_original', 'PairedDataset', 'UnpairedDataset',
+           'match_key', 'key_order', 'pair_files', 'match_pairs', 'FoundPair', 'parse_list_file', 'find_list_files',
+           'read_lists', 'PairFolders', 'find_pair_folders', 'read_pair_folders', 'ImagePrint', 'image_print',
+           'same_pictures', 'resolve_copies', 'split_keys', 'split_unlabelled', 'check_root', 'detect_layout',
+           'DataReport', 'DataSplits', 'pair_names', 'compare_counts', 'scan_images', 'scan_dataset', 'load_dataset',
+           'export_pairs', 'data_cmd', 'PairRecord']
 
 # %% ../nbs/01_data.ipynb #bc7bab12
 PRESETS = {   # data set -> {subset: (train pairs, test pairs)}, the split every paper of the field uses
@@ -227,12 +227,7 @@ def make_fake_tree(root, # the folder to write into (created if needed)
     return root
 
 # %% ../nbs/01_data.ipynb #5566cdf9
-class PairRecord(NamedTuple):
-    "One photo-sketch pair as a pair source gives it."
-    photo: Image.Image   # RGB, 250x200
-    sketch: Image.Image  # L, 250x200
-    identity: str        # the person (one pair per person in CUFS/CUFSF)
-    name: str            # unique, usable as a file name
+_all_ = ["PairRecord"]   # defined in core (00_core), below both data and synthetic; ktsketch.data.PairRecord names it too
 
 # %% ../nbs/01_data.ipynb #dea9c4a5
 def fit_to_frame(img: Image.Image, # any size, mode L or RGB

@@ -4,16 +4,20 @@
 
 # %% ../nbs/09b_demo.ipynb #44f2ea6f
 from __future__ import annotations
-import json, time, datetime, platform
+import json, time, datetime, platform, html
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
-import numpy as np
 import torch
-from .core import UserError, get_device, seed_everything, atomic_write_text, show_grid, tensor_to_uint8
+from .core import UserError, get_device, seed_everything, atomic_write_text, show_grid
+from .runs import run_data, pool_datasets, TrainTeachers, get_teachers, student_config, train_students, score_variant
+from .students import bench_models
+from .evaluation import cost_table
+from .report import write_report, Html
+from .ablation import published_finding
 
 # %% auto #0
-__all__ = ['SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'demo_settings', 'TensorItems', 'materialize', 'score_variant',
-           'run_demo', 'verdict', 'metrics_table', 'loss_figure', 'faces_figure', 'write_demo_report', 'demo_cmd']
+__all__ = ['SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'demo_settings', 'run_demo', 'verdict', 'metrics_table', 'loss_figure',
+           'faces_figure', 'write_demo_report', 'demo_cmd']
 
 # %% ../nbs/09b_demo.ipynb #7f7a7ee7
 @dataclass
@@ -49,42 +53,6 @@ def demo_settings(quick: bool = False, # the two-minute version
     if quick: return SETTINGS["quick"]
     return SETTINGS["gpu" if get_device(device).type == "cuda" else "cpu"]
 
-# %% ../nbs/09b_demo.ipynb #9a558e26
-class TensorItems(torch.utils.data.Dataset):
-    "A list of dataset items kept in memory."
-    def __init__(self, items): self.items = list(items)
-    def __len__(self): return len(self.items)
-    def __getitem__(self, i): return self.items[i]
-
-def materialize(dataset, # any map-style dataset
-                desc: str = "drawing", # the progress bar's label
-                progress: bool = True, # show a progress bar
-               ) -> TensorItems:
-    "Every item of `dataset`, computed once and kept in memory."
-    from tqdm.auto import tqdm
-    return TensorItems(dataset[i] for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False))
-
-# %% ../nbs/09b_demo.ipynb #1fecddd4
-def score_variant(G, F, test_pairs, # the students and the paired test set (a pair source)
-                  size: int, # the square size the students run at
-                  out_dir=None, # where the translated PNGs go
-                  device=None,
-                  nlda_splits: int = 20, # NLDA's random splits
-                 ) -> tuple: # (summary dict, per-image DataFrame, translated images dict)
-    "Translate the test set both ways and score it: {'p2s': {fsim, ssim, nlda}, 's2p': {fsim, fsimc, ssim, nlda}}."
-    from ktsketch.evaluation import evaluate, nlda_recognition, to_gray_uint8
-    df, t = evaluate(G, F, test_pairs, out_dir=out_dir, device=device, size=size, return_images=True)
-    mean = df.loc["mean"]
-    ids = t["identities"]
-    nlda_s = nlda_recognition(np.stack(t["sketches"]), np.stack(t["fake_sketches"]), ids, n_splits=nlda_splits)
-    nlda_p = nlda_recognition(np.stack([to_gray_uint8(p) for p in t["photos"]]),
-                              np.stack([to_gray_uint8(p) for p in t["fake_photos"]]), ids, n_splits=nlda_splits)
-    summary = {"p2s": {"fsim": float(mean["p2s_fsim"]), "ssim": float(mean["p2s_ssim"]), "nlda": nlda_s["rate"]},
-               "s2p": {"fsim": float(mean["s2p_fsim"]), "fsimc": float(mean["s2p_fsimc"]),
-                       "ssim": float(mean["s2p_ssim"]), "nlda": nlda_p["rate"]},
-               "nlda_chance": nlda_s["chance"]}
-    return summary, df, t
-
 # %% ../nbs/09b_demo.ipynb #221baa80
 VARIANTS = ("pixel", "kt")
 
@@ -107,10 +75,6 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
              log=print, # where the short status lines go
             ) -> dict: # the content of metrics.json
     "Pre-train teachers, train `pixel` and `kt` students on few synthetic pairs, score them, write a report."
-    from ktsketch.synthetic import synthetic_splits
-    from ktsketch.data import UnpairedDataset
-    from ktsketch.teachers import pretrain_teachers, save_teacher
-    from ktsketch.transfer import TrainConfig, Trainer
     t_start = time.perf_counter()
     dev = get_device(device)
     s = settings or demo_settings(quick, dev)
@@ -118,23 +82,17 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     log(f"ktsketch demo ({s.name}: {s.size}x{s.size}, {s.n_train} training pairs, {s.n_test} test pairs) on {dev} -> {out}")
-    splits = synthetic_splits(seed=seed, n_train=s.n_train, n_val=0, n_test=s.n_test, n_pool=s.n_pool)
-    # 1. teachers, on unpaired pools
-    photo_pool = materialize(UnpairedDataset(splits.photo_pool, "photo", size=s.size), "photo pool", progress)
-    sketch_pool = materialize(UnpairedDataset(splits.sketch_pool, "sketch", size=s.size), "sketch pool", progress)
-    photo_teacher, sketch_teacher = pretrain_teachers(photo_pool, sketch_pool, widths=s.teacher_widths,
-                                                      steps=s.teacher_steps, seed=seed, batch_size=s.teacher_batch,
-                                                      device=dev, progress=progress)
-    for name, t in (("photo_teacher", photo_teacher), ("sketch_teacher", sketch_teacher)):
-        save_teacher(t, out / "teachers" / f"{name}.pt", history=t.history)
+    splits = run_data("synthetic", seed=seed, n_train=s.n_train, n_val=0, n_test=s.n_test, n_pool=s.n_pool)
+    # 1. teachers, on unpaired pools drawn into memory
+    pools = pool_datasets(splits.photo_pool, splits.sketch_pool, s.size, progress=progress)
+    teachers = get_teachers(TrainTeachers(s.teacher_widths, s.teacher_steps, s.teacher_batch, seed), pools,
+                            save_to=out / "teachers", device=dev, progress=progress)
     # 2. students: the same pairs, seed and budget; only the loss differs
     trainers, metrics, frames, images = {}, {}, {}, {}
     for variant in VARIANTS:
-        cfg = TrainConfig.from_preset(variant, steps=s.student_steps, size=s.size, widths=s.student_widths,
-                                      batch_size=s.batch_size, seed=seed, device=str(dev), progress=progress,
-                                      sample_every=0, ckpt_every=0, mutual_ramp=max(1, s.student_steps // 4))
-        tr = Trainer(cfg, splits.train, teachers=(photo_teacher, sketch_teacher), out_dir=out / variant)
-        trainers[variant] = tr.fit()
+        cfg = student_config(variant, s.student_steps, size=s.size, widths=s.student_widths, batch_size=s.batch_size,
+                             seed=seed, device=str(dev), progress=progress)
+        trainers[variant] = tr = train_students(cfg, splits.train, teachers, out_dir=out / variant)
         # 3. scores
         metrics[variant], frames[variant], images[variant] = score_variant(
             tr.G, tr.F, splits.test, s.size, out_dir=out / variant / "test", device=dev, nlda_splits=s.nlda_splits)
@@ -143,7 +101,6 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
                   device=str(dev), seed=seed, settings=asdict(s), seconds=round(time.perf_counter() - t_start, 1),
                   torch=torch.__version__, python=platform.python_version())
     result["verdict"] = verdict(metrics)
-    from ktsketch.ablation import published_finding
     result["ablation_finding"] = published_finding("p2s_fsim")   # what the controlled, 3-seed experiment found
     atomic_write_text(json.dumps(result, indent=1), out / "metrics.json")
     # 4. the report
@@ -171,14 +128,14 @@ IDEA = ("Two large teachers, trained on plenty of unpaired photos and unpaired s
 
 def metrics_table(metrics: dict):
     "A DataFrame: one row per variant, columns p2s/s2p FSIM, SSIM, NLDA."
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     rows = {v: {f"{d} {k.upper() if k != 'fsimc' else 'FSIMc'}": x for d in ("p2s", "s2p")
                 for k, x in m[d].items()} for v, m in metrics.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 def loss_figure(trainers: dict):
     "Training loss curves per variant and term."
-    import matplotlib.pyplot as plt, pandas as pd
+    import matplotlib.pyplot as plt, pandas as pd   # here: as slow to import as pandas, and only reports need it
     fig, axes = plt.subplots(1, len(trainers), figsize=(5 * len(trainers), 3.2), squeeze=False)
     for ax, (name, tr) in zip(axes[0], trainers.items()):
         h = pd.DataFrame(tr.history).set_index("step")
@@ -204,10 +161,6 @@ def faces_figure(images: dict, n: int = 4):
 
 def write_demo_report(out, result: dict, trainers: dict, images: dict, s: DemoSettings) -> Path:
     "Write `out/report.html` for a demo run."
-    from ktsketch.report import write_report, Html
-    from ktsketch.evaluation import cost_table
-    from ktsketch.students import bench_models
-    import html as _html
     cost = cost_table(bench_models(s.cost_size), size=s.cost_size, repeats=1)[["params (M)", "GMACs"]]
     settings_note = (f"Settings '{s.name}': images {s.size}x{s.size} (the networks' real size is 256x256; "
                      f"{'full size' if s.size == 256 else 'shrunk to fit a CPU budget'}), teacher widths "
@@ -217,8 +170,8 @@ def write_demo_report(out, result: dict, trainers: dict, images: dict, s: DemoSe
                      f"{result['device']}, {result['seconds']:.0f} s in all. FSIM and SSIM are computed on the "
                      "250x200 grayscale crop (outputs are resized back to 256 and cropped exactly).")
     blocks = [("The idea", IDEA),
-              ("What this run found", Html(f"<p class='note'>{_html.escape(result['verdict'])}</p>")),
-              ("What the controlled experiment found", Html(f"<p class='note'>{_html.escape(result.get('ablation_finding', ''))}</p>")),
+              ("What this run found", Html(f"<p class='note'>{html.escape(result['verdict'])}</p>")),
+              ("What the controlled experiment found", Html(f"<p class='note'>{html.escape(result.get('ablation_finding', ''))}</p>")),
               ("Scores on held-out faces", [metrics_table(result["variants"]),
                f"NLDA chance level: {result['variants']['pixel']['nlda_chance']:.3f}. FSIM/SSIM: mean over "
                f"{result['test_pairs']} test pairs; s2p FSIM is on grayscale, FSIMc on colour."]),

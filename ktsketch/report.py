@@ -16,7 +16,7 @@ def figure_to_data_uri(fig, # a matplotlib figure
                        dpi: int = 100, # resolution of the embedded PNG
                       ) -> str:
     "A matplotlib figure as a `data:image/png;base64,...` URI (the figure is closed afterwards)."
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # here, not at the top: pyplot takes about a second to import, and only a report needs it
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
-from .core import IMG_H, IMG_W, EYES, UserError, atomic_write, load_image
-from .data import PairRecord
+from .core import IMG_H, IMG_W, EYES, UserError, atomic_write, load_image, PairRecord
 
 # %% auto #0
 __all__ = ['GENERATOR_VERSION', 'H', 'W', 'SKIN_TONES', 'HAIR_COLOURS', 'HAIR_COLOUR_P', 'HAIR_STYLES', 'IRIS_COLOURS', 'SHAPES',

@@ -11,16 +11,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
+from PIL import Image
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_save, atomic_write_text, tensor_to_uint8
+from .data import PairedDataset
 from .teachers import freeze
 from .students import Student, Adapter, UNetGenerator, PatchDiscriminator, STUDENT_WIDTHS, in_channels
 
 # %% auto #0
 __all__ = ['TEACHER_PARTS', 'PRESETS', 'TEACHER_TARGET', 'MUTUAL_PAIRS', 'pixel_loss', 'feature_loss', 'mutual_loss', 'gan_loss',
            'TrainConfig', 'pair_tensors', 'fixed_augmentations', 'augment', 'build_generators', 'transfer_streams',
-           'build_adapters', 'teacher_features', 'NonFiniteLossError', 'Callback', 'Trainer', 'load_checkpoint',
-           'load_generators', 'translate', 'heldout_l1', 'compare_presets']
+           'build_adapters', 'teacher_features', 'teacher_feature_cache', 'StudentPair', 'build_networks',
+           'NonFiniteLossError', 'Callback', 'TrainerSetup', 'TrainerData', 'TrainerLosses', 'TrainerStep',
+           'TrainerCallbacks', 'TrainerLoop', 'TrainerCheckpoints', 'Trainer', 'load_checkpoint', 'load_generators',
+           'translate', 'heldout_l1', 'compare_presets']
 
 # %% ../nbs/05_transfer.ipynb #d7a30e79
 def pixel_loss(pred: torch.Tensor, # (B, C, H, W) a generator's output
@@ -149,7 +153,6 @@ def pair_tensors(pairs, # a pair source, a dataset of dict(photo, sketch) items,
         photos, sketches = pairs
     else:
         if callable(getattr(pairs, "get", None)) and not isinstance(pairs, torch.utils.data.Dataset):   # a pair source
-            from ktsketch.data import PairedDataset
             pairs = PairedDataset(pairs, train=False, size=size)
         if len(pairs) == 0: raise UserError("the paired training set is empty")
         items = [pairs[i] for i in range(len(pairs))]
@@ -253,6 +256,89 @@ def teacher_features(photo_teacher, sketch_teacher, # frozen teachers (either ma
         out["S_enc"], out["S_dec"] = list(enc), list(dec)
     return {k: [f.float() for f in v] for k, v in out.items() if k in targets}
 
+# %% ../nbs/05_transfer.ipynb #80c52455
+def teacher_feature_cache(photo_teacher, sketch_teacher, # frozen teachers
+                          batch_at, # idx -> (photos, sketches): the augmented training images of flat indices idx
+                          n: int, # how many (pair, augmentation) items there are
+                          targets, levels, # the teacher streams and the levels the losses use
+                          size: int, # the square size of the images
+                          max_mb: float, # give up (return None) when the features would take more MiB than this
+                         ) -> dict | None: # stream -> 4 per-level (n, C, h, w) tensors (None at unused levels)
+    "The teachers' features of every item, computed once in chunks of 32, when they fit in `max_mb` MiB."
+    teachers = {"P": photo_teacher, "S": sketch_teacher}
+    need = sum(4 * n * _channels(teachers[t[0]], t)[l] * (size // 2**l) ** 2 for t in targets for l in levels)
+    if not targets or need > max_mb * 2**20: return None
+    chunks = []
+    for start in range(0, n, 32):
+        p, s = batch_at(torch.arange(start, min(n, start + 32)))
+        feats = teacher_features(photo_teacher, sketch_teacher, p, s, targets)
+        chunks.append({t: [feats[t][l] for l in levels] for t in targets})
+    cache = {t: [None] * 4 for t in targets}
+    for t in targets:
+        for i, l in enumerate(levels): cache[t][l] = torch.cat([c[t][i] for c in chunks])
+    return cache
+
+# %% ../nbs/05_transfer.ipynb #30a2367a
+class StudentPair(nn.Module):
+    "`G`, `F` and their adapters as one module whose forward pass gives the students' loss terms for a batch."
+    def __init__(self, config: TrainConfig, G: nn.Module, F: nn.Module, adapters: nn.ModuleDict):
+        super().__init__()
+        self.config, self.streams = config, transfer_streams(config)
+        self.G, self.F, self.adapters = G, F, adapters
+
+    def forward(self, photo, sketch, # (B, 3, S, S), (B, 1, S, S): a batch of training pairs
+                tfeats: dict, # the teachers' features of the batch: stream -> per-level tensors
+                w_mutual: float, # this step's weight of the mutual loss
+                pool=None, pool_tfeats=None, # lambda_pool > 0: unpaired (photos, sketches), their teachers' encoder features
+               ) -> tuple: # (terms dict of scalars, total, fake_sketch, fake_photo)
+        "Pixel, teacher, mutual, fit and pool terms and their weighted sum (the GAN terms are the trainer's)."
+        cfg, st, L = self.config, self.streams, list(self.config.levels)
+        sel = lambda fs: [fs[l] for l in L]
+        if st["adapters"]:
+            fake_s, G_enc, G_dec = self.G.features(photo)
+            fake_p, F_enc, F_dec = self.F.features(sketch)
+            feats = {"G_enc": G_enc, "G_dec": G_dec, "F_enc": F_enc, "F_dec": F_dec}
+        else:
+            fake_s, fake_p = self.G(photo), self.F(sketch)
+        terms = {"pix_G": pixel_loss(fake_s, sketch), "pix_F": pixel_loss(fake_p, photo)}
+        total = cfg.lambda_pix * (terms["pix_G"] + terms["pix_F"])
+        adapted = {k: sel(self.adapters[k](feats[k])) for k in st["adapters"]}
+        if st["teacher"]:
+            for net in "GF":
+                ks = [k for k in st["teacher"] if k[0] == net]
+                terms[f"teacher_{net}"] = feature_loss([f for k in ks for f in adapted[k]],
+                                                       [f for k in ks for f in sel(tfeats[TEACHER_TARGET[k]])])
+            total = total + cfg.lambda_teacher * (terms["teacher_G"] + terms["teacher_F"])
+        if cfg.lambda_mutual > 0:
+            terms["mutual"] = 0.5 * sum(mutual_loss(adapted[a], adapted[b]) for a, b in MUTUAL_PAIRS)
+            terms["w_mutual"] = w_mutual
+            total = total + w_mutual * terms["mutual"]
+        if st["fit"]:   # anchor the adapters the teacher loss does not train: detached student features
+            terms["fit"] = feature_loss([f for k in st["fit"] for f in sel(self.adapters[k]([x.detach() for x in feats[k]]))],
+                                        [f for k in st["fit"] for f in sel(tfeats[TEACHER_TARGET[k]])])
+            total = total + terms["fit"]
+        if st["pool"]:   # our extension: encoders mimic the teachers' encoders on unpaired images
+            (pool_p, pool_s), pt = pool, pool_tfeats
+            terms["pool_G"] = feature_loss(sel(self.adapters["G_enc"](self.G.features(pool_p)[1])), sel(pt["P_enc"]))
+            terms["pool_F"] = feature_loss(sel(self.adapters["F_enc"](self.F.features(pool_s)[1])), sel(pt["S_enc"]))
+            total = total + cfg.lambda_pool * (terms["pool_G"] + terms["pool_F"])
+        return terms, total, fake_s, fake_p
+
+# %% ../nbs/05_transfer.ipynb #e8a764aa
+def build_networks(config: TrainConfig, photo_teacher=None, sketch_teacher=None, # the teachers set the adapters' widths
+                   device=None) -> tuple: # (StudentPair, D_S, D_P); the discriminators are None without a GAN loss
+    "Seed with `config.seed`, then make the students, their adapters and (KD+, pix2pix) the two discriminators."
+    dev = get_device(device)
+    seed_everything(config.seed)   # the same config gives the same initial weights
+    G, F = (m.to(dev) for m in build_generators(config))
+    adapters = build_adapters(config, G, F, photo_teacher, sketch_teacher).to(dev) \
+               if transfer_streams(config)["adapters"] else nn.ModuleDict()
+    D_S = D_P = None
+    if config.lambda_adv > 0:   # conditional PatchGANs: (photo, sketch) -> scores and (sketch, photo) -> scores
+        D_S = PatchDiscriminator(4, ndf=config.ndf).to(dev).requires_grad_(False)
+        D_P = PatchDiscriminator(4, ndf=config.ndf).to(dev).requires_grad_(False)
+    return StudentPair(config, G, F, adapters), D_S, D_P
+
 # %% ../nbs/05_transfer.ipynb #f6553f55
 class NonFiniteLossError(UserError):
     "A loss became NaN or infinite; training stopped and the last good checkpoint was kept."
@@ -280,10 +366,16 @@ def _set_rng_state(st, gen):
     random.setstate(st["python"]); np.random.set_state(st["numpy"]); torch.set_rng_state(st["torch"])
     gen.set_state(st["gen"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
+def _write_history(history: list, path):
+    "The history (one dict per step) as a CSV file, written atomically."
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys); w.writeheader(); w.writerows(history)
+    atomic_write_text(buf.getvalue(), path)
 
-# %% ../nbs/05_transfer.ipynb #4b8be0ce
-class Trainer:
-    "Train `G` (photo->sketch) and `F` (sketch->photo) jointly with pixel, teacher, mutual and GAN losses."
+# %% ../nbs/05_transfer.ipynb #5b695e64
+class TrainerSetup:
+    "Part of `Trainer`: what a trainer holds, and how it is built from a config, pairs and teachers."
     def __init__(self, config: TrainConfig, # the run's settings (see TrainConfig / PRESETS)
                  train_pairs, # pair source, dataset of dict(photo, sketch), or (photos, sketches) tensors
                  teachers=None, # (photo_teacher, sketch_teacher); needed when lambda_teacher, lambda_mutual or lambda_pool > 0
@@ -308,30 +400,23 @@ class Trainer:
         self.photo_teacher, self.sketch_teacher = teachers if teachers is not None else (None, None)
         for t in (self.photo_teacher, self.sketch_teacher):
             if t is not None: freeze(t).to(self.device)
-        seed_everything(cfg.seed)
-        self.G, self.F = (m.to(self.device) for m in build_generators(cfg))
-        self.adapters = build_adapters(cfg, self.G, self.F, self.photo_teacher, self.sketch_teacher).to(self.device) \
-                        if self.streams["adapters"] else nn.ModuleDict()
-        self.D_S = self.D_P = None
-        if cfg.lambda_adv > 0:   # conditional PatchGANs: (photo, sketch) -> scores and (sketch, photo) -> scores
-            self.D_S = PatchDiscriminator(4, ndf=cfg.ndf).to(self.device).requires_grad_(False)
-            self.D_P = PatchDiscriminator(4, ndf=cfg.ndf).to(self.device).requires_grad_(False)
-        betas = (cfg.beta1, 0.999)
-        gen_params = [*self.G.parameters(), *self.F.parameters(), *self.adapters.parameters()]
-        self.opt = torch.optim.Adam(gen_params, lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam([*self.D_S.parameters(), *self.D_P.parameters()], lr=cfg.lr, betas=betas) \
-                     if self.D_S is not None else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.students, self.D_S, self.D_P = build_networks(cfg, self.photo_teacher, self.sketch_teacher, self.device)
+        self.G, self.F, self.adapters = self.students.G, self.students.F, self.students.adapters
+        self._make_optimisers()
         self.augs = fixed_augmentations(cfg.n_augs, round(cfg.shift * cfg.size / 256), cfg.flip, cfg.seed)
         self.photos, self.sketches = self.photos.to(self.device), self.sketches.to(self.device)
-        self.teacher_cache = self._precompute_teacher_features()
+        self.teacher_cache = teacher_feature_cache(self.photo_teacher, self.sketch_teacher, self._batch_at,
+                                                   len(self.photos) * len(self.augs), self.streams["targets"],
+                                                   cfg.levels, cfg.size, cfg.teacher_cache_mb)
         sp, ss = pair_tensors(sample_pairs, cfg.size) if sample_pairs is not None else (self.photos, self.sketches)
         self.sample_photos, self.sample_sketches = sp[:cfg.n_samples].to(self.device), ss[:cfg.n_samples].to(self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)   # the batch sampler's own random stream
         self.step, self.history, self.last_checkpoint, self.stopped = 0, [], None, False
         self._stop_requested = False
 
-    # ---- data and teacher features ----
+# %% ../nbs/05_transfer.ipynb #c6cb04e2
+class TrainerData:
+    "Part of `Trainer`: batches of (pair, augmentation), their teacher features, and batches of unpaired images."
     def _batch_at(self, idx):
         "Photos, sketches (augmented) for flat indices idx = pair * n_augs + augmentation."
         K = len(self.augs)
@@ -341,27 +426,8 @@ class Trainer:
             ps.append(augment(self.photos[j // K], dx, dy, fl)); ss.append(augment(self.sketches[j // K], dx, dy, fl))
         return torch.stack(ps), torch.stack(ss)
 
-    def _cache_bytes(self):
-        S, N = self.config.size, len(self.photos) * len(self.augs)
-        teachers = {"P": self.photo_teacher, "S": self.sketch_teacher}
-        return sum(4 * N * _channels(teachers[t[0]], t)[l] * (S // 2**l) ** 2
-                   for t in self.streams["targets"] for l in self.config.levels)
-
-    def _precompute_teacher_features(self):
-        targets = self.streams["targets"]
-        if not targets or self._cache_bytes() > self.config.teacher_cache_mb * 2**20: return None
-        n = len(self.photos) * len(self.augs)
-        cache = {t: [None] * 4 for t in targets}
-        chunks = []
-        for start in range(0, n, 32):
-            p, s = self._batch_at(torch.arange(start, min(n, start + 32)))
-            feats = teacher_features(self.photo_teacher, self.sketch_teacher, p, s, targets)
-            chunks.append({t: [feats[t][l] for l in self.config.levels] for t in targets})
-        for t in targets:
-            for i, l in enumerate(self.config.levels): cache[t][l] = torch.cat([c[t][i] for c in chunks])
-        return cache
-
     def _teacher_batch(self, idx, photo, sketch):
+        "The teachers' features of the batch: from the cache when there is one, else computed now (no gradients)."
         if not self.streams["targets"]: return {}
         if self.teacher_cache is not None:
             return {t: [f[idx.to(f.device)] if f is not None else None for f in fs] for t, fs in self.teacher_cache.items()}
@@ -377,7 +443,9 @@ class Trainer:
             out.append(torch.stack([torch.as_tensor(t) for t in items]).float().to(self.device))
         return out
 
-    # ---- losses ----
+# %% ../nbs/05_transfer.ipynb #792adb29
+class TrainerLosses:
+    "Part of `Trainer`: every loss term of a batch, the mutual weight's ramp, and the check that all are finite."
     def mutual_weight(self, step: int) -> float:
         "lambda_mutual ramped in linearly over `mutual_ramp` steps (step counts from 0)."
         cfg = self.config
@@ -388,42 +456,12 @@ class Trainer:
                        pool=None, # (unpaired photos, unpaired sketches) when lambda_pool > 0
                       ) -> tuple:
         "Every loss term of the generators for one batch: (terms dict of scalars, total, fake_sketch, fake_photo)."
-        cfg, st, L = self.config, self.streams, list(self.config.levels)
-        sel = lambda fs: [fs[l] for l in L]
-        if st["adapters"]:
-            fake_s, G_enc, G_dec = self.G.features(photo)
-            fake_p, F_enc, F_dec = self.F.features(sketch)
-            feats = {"G_enc": G_enc, "G_dec": G_dec, "F_enc": F_enc, "F_dec": F_dec}
-        else:
-            fake_s, fake_p = self.G(photo), self.F(sketch)
-        terms = {"pix_G": pixel_loss(fake_s, sketch), "pix_F": pixel_loss(fake_p, photo)}
-        total = cfg.lambda_pix * (terms["pix_G"] + terms["pix_F"])
-        adapted = {k: sel(self.adapters[k](feats[k])) for k in st["adapters"]}
-        if st["teacher"]:
-            for net in "GF":
-                ks = [k for k in st["teacher"] if k[0] == net]
-                terms[f"teacher_{net}"] = feature_loss([f for k in ks for f in adapted[k]],
-                                                       [f for k in ks for f in sel(tfeats[TEACHER_TARGET[k]])])
-            total = total + cfg.lambda_teacher * (terms["teacher_G"] + terms["teacher_F"])
-        if cfg.lambda_mutual > 0:
-            terms["mutual"] = 0.5 * sum(mutual_loss(adapted[a], adapted[b]) for a, b in MUTUAL_PAIRS)
-            w = self.mutual_weight(step)
-            terms["w_mutual"] = w
-            total = total + w * terms["mutual"]
-        if st["fit"]:   # anchor the adapters the teacher loss does not train: detached student features
-            terms["fit"] = feature_loss([f for k in st["fit"] for f in sel(self.adapters[k]([x.detach() for x in feats[k]]))],
-                                        [f for k in st["fit"] for f in sel(tfeats[TEACHER_TARGET[k]])])
-            total = total + terms["fit"]
-        if st["pool"]:   # our extension: encoders mimic the teachers' encoders on unpaired images
-            pool_p, pool_s = pool
-            pool_t = teacher_features(self.photo_teacher, self.sketch_teacher, pool_p, pool_s, ("P_enc", "S_enc"))
-            terms["pool_G"] = feature_loss(sel(self.adapters["G_enc"](self.G.features(pool_p)[1])), sel(pool_t["P_enc"]))
-            terms["pool_F"] = feature_loss(sel(self.adapters["F_enc"](self.F.features(pool_s)[1])), sel(pool_t["S_enc"]))
-            total = total + cfg.lambda_pool * (terms["pool_G"] + terms["pool_F"])
-        if cfg.lambda_adv > 0:
+        pool_t = teacher_features(self.photo_teacher, self.sketch_teacher, *pool, ("P_enc", "S_enc")) if self.streams["pool"] else None
+        terms, total, fake_s, fake_p = self.students(photo, sketch, tfeats, self.mutual_weight(step), pool, pool_t)
+        if self.config.lambda_adv > 0:   # the discriminators judge this batch's fakes (their weights are frozen here)
             terms["adv_G"] = gan_loss(self.D_S(torch.cat([photo, fake_s], 1)), True)
             terms["adv_F"] = gan_loss(self.D_P(torch.cat([sketch, fake_p], 1)), True)
-            total = total + cfg.lambda_adv * (terms["adv_G"] + terms["adv_F"])
+            total = total + self.config.lambda_adv * (terms["adv_G"] + terms["adv_F"])
         terms["loss"] = total
         return terms, total, fake_s, fake_p
 
@@ -445,10 +483,21 @@ class Trainer:
             f"Try a lower lr (now {self.config.lr}) or smaller loss weights, or resume from the checkpoint.",
             step=step + 1, logs=named, checkpoint=self.last_checkpoint)
 
+# %% ../nbs/05_transfer.ipynb #23e3d49e
+class TrainerStep:
+    "Part of `Trainer`: one optimisation step of the students (and of the discriminators, for KD+ and pix2pix)."
+    def _make_optimisers(self):
+        "Adam for the StudentPair (G, F and the adapters together), Adam for the discriminators, one AMP scaler."
+        cfg, betas = self.config, (self.config.beta1, 0.999)
+        self.opt = torch.optim.Adam(self.students.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam([*self.D_S.parameters(), *self.D_P.parameters()], lr=cfg.lr, betas=betas) \
+                     if self.D_S is not None else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
     def train_step(self) -> dict:
         "One optimisation step; returns its logs (floats) and appends them to `history`."
         cfg, step = self.config, self.step
-        for m in (self.G, self.F, self.adapters): m.train()
+        self.students.train()
         idx = torch.randint(len(self.photos) * len(self.augs), (cfg.batch_size,), generator=self.gen)
         photo, sketch = self._batch_at(idx)
         tfeats = self._teacher_batch(idx, photo, sketch)
@@ -460,33 +509,59 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt)
-        d_logs = {}
-        if self.D_S is not None:   # on this step's fakes, detached
-            self.D_S.requires_grad_(True); self.D_P.requires_grad_(True)
-            with autocast:
-                d_s, d_p = self._discriminator_losses(photo, sketch, fake_s, fake_p)
-            self._check_finite(step, {"D_S": d_s, "D_P": d_p})
-            self.opt_D.zero_grad(set_to_none=True)
-            self.scaler.scale(d_s + d_p).backward()
-            self.scaler.step(self.opt_D)
-            self.D_S.requires_grad_(False); self.D_P.requires_grad_(False)
-            d_logs = {"D_S": d_s.item(), "D_P": d_p.item()}
+        d_logs = self._discriminator_step(photo, sketch, fake_s, fake_p, autocast) if self.D_S is not None else {}
         self.scaler.update()
         self.step += 1
         logs = {"step": self.step, **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}, **d_logs}
         self.history.append(logs)
         return logs
 
-    # ---- the loop ----
-    def stop(self):
-        "Ask the trainer to stop after the current step (a checkpoint is kept). Safe to call from a callback."
-        self._stop_requested = True
+    def _discriminator_step(self, photo, sketch, fake_s, fake_p, autocast) -> dict:
+        "The discriminators' step, on this step's fakes (detached)."
+        self.D_S.requires_grad_(True); self.D_P.requires_grad_(True)
+        with autocast:
+            d_s, d_p = self._discriminator_losses(photo, sketch, fake_s, fake_p)
+        self._check_finite(self.step, {"D_S": d_s, "D_P": d_p})
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(d_s + d_p).backward()
+        self.scaler.step(self.opt_D)
+        self.D_S.requires_grad_(False); self.D_P.requires_grad_(False)
+        return {"D_S": d_s.item(), "D_P": d_p.item()}
 
+# %% ../nbs/05_transfer.ipynb #136983fa
+class TrainerCallbacks:
+    "Part of `Trainer`: calling the callbacks, the stop request, and the sample images they are shown."
     def _callback(self, name, *args):
         for cb in self.callbacks:
             fn = getattr(cb, name, None)
             if fn is not None: fn(self, *args)
 
+    def stop(self):
+        "Ask the trainer to stop after the current step (a checkpoint is kept). Safe to call from a callback."
+        self._stop_requested = True
+
+    @torch.no_grad()
+    def sample_images(self) -> dict:
+        "G and F on the sample pairs (eval mode): dict(photo, fake_sketch, sketch, fake_photo), CPU tensors."
+        self.G.eval(); self.F.eval()
+        try:
+            out = dict(photo=self.sample_photos, fake_sketch=self.G(self.sample_photos).clamp(-1, 1),
+                       sketch=self.sample_sketches, fake_photo=self.F(self.sample_sketches).clamp(-1, 1))
+        finally:
+            self.G.train(); self.F.train()
+        return {k: v.float().cpu() for k, v in out.items()}
+
+    def _sample(self):
+        images = self.sample_images()
+        if self.out_dir is not None:   # one PNG per sample step: rows photo, fake sketch, sketch, fake photo
+            rows = [torch.cat(list(img.expand(-1, 3, -1, -1)), -1) for img in images.values()]
+            (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(tensor_to_uint8(torch.cat(rows, -2))).save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
+        self._callback("on_sample", self.step, images)
+
+# %% ../nbs/05_transfer.ipynb #5a7bfc2a
+class TrainerLoop:
+    "Part of `Trainer`: the training loop, with its progress bar, samples, checkpoints and callbacks."
     def fit(self, steps: int | None = None, # train until this many steps in total (default: config.steps)
            ):
         "Train until `steps` steps in total (or `trainer.stop()`); returns the trainer."
@@ -518,28 +593,9 @@ class Trainer:
     @property
     def last_checkpoint_step(self): return getattr(self, "_last_ckpt_step", None)
 
-    # ---- samples ----
-    @torch.no_grad()
-    def sample_images(self) -> dict:
-        "G and F on the sample pairs (eval mode): dict(photo, fake_sketch, sketch, fake_photo), CPU tensors."
-        self.G.eval(); self.F.eval()
-        try:
-            out = dict(photo=self.sample_photos, fake_sketch=self.G(self.sample_photos).clamp(-1, 1),
-                       sketch=self.sample_sketches, fake_photo=self.F(self.sample_sketches).clamp(-1, 1))
-        finally:
-            self.G.train(); self.F.train()
-        return {k: v.float().cpu() for k, v in out.items()}
-
-    def _sample(self):
-        images = self.sample_images()
-        if self.out_dir is not None:   # one PNG per sample step: rows photo, fake sketch, sketch, fake photo
-            from PIL import Image
-            rows = [torch.cat(list(img.expand(-1, 3, -1, -1)), -1) for img in images.values()]
-            (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(tensor_to_uint8(torch.cat(rows, -2))).save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
-        self._callback("on_sample", self.step, images)
-
-    # ---- checkpoints ----
+# %% ../nbs/05_transfer.ipynb #70288807
+class TrainerCheckpoints:
+    "Part of `Trainer`: its whole state as a dict, written atomically to a checkpoint, and read back."
     def state_dict(self) -> dict:
         "Everything needed to continue exactly: networks, optimisers, scaler, random states, config, history."
         nets = {"G": self.G, "F": self.F, "adapters": self.adapters, "D_S": self.D_S, "D_P": self.D_P}
@@ -560,20 +616,13 @@ class Trainer:
         if path is None:
             if self.out_dir is None: raise UserError("save_checkpoint: give a path or create the Trainer with out_dir")
             path = self.out_dir / "checkpoint.pt"
-        params = [*self.G.parameters(), *self.F.parameters(), *self.adapters.parameters()]
-        if not all(torch.isfinite(p).all() for p in params):
+        if not all(torch.isfinite(p).all() for p in self.students.parameters()):
             raise NonFiniteLossError(f"not saving {path}: some weights are NaN/inf; the last good checkpoint "
                                      f"{self.last_checkpoint} is kept", step=self.step, checkpoint=self.last_checkpoint)
         path = atomic_save(self.state_dict(), path)
-        if self.history and path.parent == self.out_dir: self._write_history(path.parent / "history.csv")
+        if self.history and path.parent == self.out_dir: _write_history(self.history, path.parent / "history.csv")
         self.last_checkpoint, self._last_ckpt_step = path, self.step
         return path
-
-    def _write_history(self, path):
-        keys = list(dict.fromkeys(k for row in self.history for k in row))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys); w.writeheader(); w.writerows(self.history)
-        atomic_write_text(buf.getvalue(), path)
 
     def load_state_dict(self, state: dict):
         "Restore a `state_dict()` (networks, optimisers, scaler, random states, step, history)."
@@ -587,6 +636,9 @@ class Trainer:
         _set_rng_state(state["rng"], self.gen)
         return self
 
+# %% ../nbs/05_transfer.ipynb #4b8be0ce
+class Trainer(TrainerSetup, TrainerData, TrainerLosses, TrainerStep, TrainerCallbacks, TrainerLoop, TrainerCheckpoints):
+    "Train `G` (photo->sketch) and `F` (sketch->photo) jointly with pixel, teacher, mutual and GAN losses."
     @classmethod
     def resume(cls, path, # a checkpoint written by save_checkpoint
                train_pairs, # the same training pairs
@@ -692,5 +744,5 @@ def compare_presets(variants, # preset names, or a dict label -> TrainConfig
             rows.append(dict(variant=label, seed=seed, train_p2s_l1=train["p2s_l1"], test_p2s_l1=test["p2s_l1"],
                              train_s2p_l1=train["s2p_l1"], test_s2p_l1=test["s2p_l1"], seconds=sec))
             trainers[label, seed] = tr
-    import pandas as pd
+    import pandas as pd   # here, not at the top: pandas adds about a second to every import of ktsketch.transfer
     return pd.DataFrame(rows), trainers

@@ -118,3 +118,18 @@ def test_ablate_writes_the_table_and_continues_where_it_stopped(tmp_path):
     assert rows2[:2] == rows                      # the first runs were kept, not redone
     assert sorted((x["variant"], x["seed"]) for x in rows2) == sorted((v, s) for v in ("pixel", "pixel_10x", "kt") for s in "01")
     assert "Data-limited check" in r.stdout and "ablation.csv" in r.stdout
+
+def test_train_resume_is_the_run_that_never_stopped(tmp_path, capsys):
+    "kt through the command line: 2 steps, then --resume to 4 (teachers loaded from the run, not retrained) == 4 steps at once."
+    from ktsketch.cli import main
+    tiny = ["--preset", "kt", "--size", "32", "--pairs", "4", "--test_pairs", "6", "--small_teachers", "--teacher_steps", "2",
+            "--device", "cpu"]
+    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "2", *tiny]) == 0
+    teacher = (tmp_path / "a" / "teachers" / "photo_teacher.pt").read_bytes()
+    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "4", "--resume", *tiny]) == 0
+    assert (tmp_path / "a" / "teachers" / "photo_teacher.pt").read_bytes() == teacher
+    assert main(["train", "--out", str(tmp_path / "b"), "--steps", "4", *tiny]) == 0
+    capsys.readouterr()
+    a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in "ab")
+    assert a["steps"] == 4 and a == b
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()

@@ -170,3 +170,23 @@ def test_pool_extension_trains_encoders_on_unpaired_images(pairs, teachers, tmp_
     half = Trainer(cfg, pairs, teachers=teachers, pools=pools, out_dir=tmp_path).fit(2)
     resumed = Trainer.resume(tmp_path / "checkpoint.pt", pairs, teachers=teachers, pools=pools).fit()
     assert resumed.history == straight.history
+
+# ---- the parts of the trainer ----
+def test_one_optimiser_holds_the_student_pair_in_checkpoint_order(pairs, teachers):
+    "G, F and the adapters are one module (what DDP would wrap); Adam holds their parameters in the order checkpoints use."
+    tr = Trainer(tiny("kt_gan"), pairs, teachers=teachers)
+    assert tr.students.G is tr.G and tr.students.F is tr.F and tr.students.adapters is tr.adapters
+    held = [p for g in tr.opt.param_groups for p in g["params"]]
+    expected = [*tr.G.parameters(), *tr.F.parameters(), *tr.adapters.parameters()]
+    assert len(held) == len(expected) and all(a is b for a, b in zip(held, expected))
+    assert not any(p in set(held) for p in [*tr.D_S.parameters(), *tr.D_P.parameters()])
+
+def test_build_networks_is_seeded_by_the_config(teachers):
+    from ktsketch.transfer import build_networks
+    cfg = tiny("kt")
+    a, _, _ = build_networks(cfg, *teachers, device="cpu")
+    torch.manual_seed(123)   # whatever happened before, the config's seed decides
+    b, _, _ = build_networks(cfg, *teachers, device="cpu")
+    c, _, _ = build_networks(tiny("kt", seed=1), *teachers, device="cpu")
+    same = lambda x, y: all(torch.equal(u, v) for u, v in zip(x.state_dict().values(), y.state_dict().values()))
+    assert same(a, b) and not same(a, c)
