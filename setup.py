@@ -36,7 +36,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['ktsketch', 'ktsketch.*']),
     include_package_data=True,
     package_data={'ktsketch': ['results/*.csv',      # the ablation table notebook 11 made (the demo report quotes it)
-                               'notebooks/*.ipynb']},  # the page `ktsketch lab` serves (notebook 07b)
+                               'notebooks/*.ipynb',   # the page `ktsketch lab` serves (notebook 07b)
+                               'weights/*.pt', 'weights/*.json']},   # the shipped teachers and their manifests (03b)
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'align': align_requirements},
     python_requires='>=' + min_python,

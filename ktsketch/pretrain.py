@@ -158,10 +158,10 @@ RECIPES = {   # how the shipped teachers were made (our choices, measured in thi
 POOL_WORLD = 0   # the synthetic world whose unpaired pools the shipped teachers learn from
 
 def _initial_teacher(domain, init, seed):
-    "A fresh small teacher for `domain`, or one started from `init` (shipped:SIZE, or a folder of teachers)."
+    "A fresh small teacher for `domain`, or one started from `init` (shipped:SIZE, or a folder of teachers), and the manifest of where it started."
     torch.manual_seed(seed)
     teacher = Teacher(DOMAINS[domain], DOMAINS[domain], SMALL_WIDTHS)
-    if init is None: return teacher
+    if init is None: return teacher, None
     if str(init).startswith("shipped:"):
         size = str(init)[len("shipped:"):]
         if not size.isdigit(): raise UserError(f"--init {init}: expected shipped:64 or shipped:128")
@@ -170,9 +170,11 @@ def _initial_teacher(domain, init, seed):
         found = sorted(Path(init).glob(f"{domain}_teacher_*.pt")) if Path(init).is_dir() else []
         if len(found) != 1: raise UserError(f"--init {init}: expected a folder with one {domain}_teacher_<size>.pt (written by ktsketch pretrain)")
         source = load_teacher(found[0])
+        beside = found[0].with_suffix(".json")
+        source.manifest = json.loads(beside.read_text(encoding="utf-8")) if beside.is_file() else dict(file=str(found[0]))
     if source.config != teacher.config: raise UserError(f"--init {init}: its {domain} teacher has another architecture ({source.config})")
     teacher.load_state_dict(source.state_dict())
-    return teacher
+    return teacher, {k: v for k, v in source.manifest.items() if k != "curve"}
 
 def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json when done, a .ckpt while it runs
                      domain: str = "photo", # "photo" or "sketch"
@@ -196,7 +198,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
     dev = get_device(device)
     splits = synthetic_splits(POOL_WORLD, n_pool=r["n_pool"])
     source = splits.photo_pool if domain == "photo" else splits.sketch_pool
-    teacher = _initial_teacher(domain, r["init"], seed + (domain == "sketch"))
+    teacher, started_from = _initial_teacher(domain, r["init"], seed + (domain == "sketch"))
     pool = pool_uint8(source, domain, size, progress)
     heldout_curve = heldout_faces(domain, size, worlds=HELDOUT_WORLDS[:1], n=50)
     run = train_on_pool(teacher, pool, r["steps"], r["batch_size"], r["lr"], r["feature_weight"], seed=seed, device=dev,
@@ -205,7 +207,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
     scores = reconstruction_scores(teacher, heldout_faces(domain, size))
     manifest = dict(file=final.name, domain=domain, size=size, sha256=file_sha256(final), bytes=final.stat().st_size,
                     config={k: list(v) if isinstance(v, tuple) else v for k, v in teacher.config.items()},
-                    command=command, recipe=dict(r, seed=seed),
+                    command=command, recipe=dict(r, seed=seed), started_from=started_from,
                     data=dict(world=POOL_WORLD, identities=[source.start, source.start + len(source)], kind=domain,
                               augmentation=f"one horizontal flip (p=1/2) and one shift of up to {max(1, size // 32)} px per batch"),
                     heldout=dict(worlds=list(HELDOUT_WORLDS), faces_per_world=200, **{k: round(v, 5) for k, v in scores.items()},

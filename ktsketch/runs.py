@@ -15,15 +15,16 @@ from .core import (UserError, get_device, atomic_write, atomic_write_text, load_
                            pad_to_square, tensor_to_uint8)
 from .data import (load_dataset, DataSplits, UnpairedDataset, FolderImageSource, PairSideSource, list_images,
                            fit_to_frame, resize_square, square_to_original)
-from .teachers import pretrain_teachers, save_teacher, load_teacher, SMALL_WIDTHS
+from .teachers import pretrain_teachers, save_teacher, load_teacher, pretrained, SMALL_WIDTHS
 from .transfer import (TrainConfig, Trainer, PRESETS, transfer_streams, load_checkpoint, load_generators,
                                translate)
 from .evaluation import evaluate, nlda_recognition, to_gray_uint8
 
 # %% auto #0
 __all__ = ['TEACHER_FILES', 'run_data', 'teacher_pools', 'TensorItems', 'materialize', 'pool_datasets', 'TrainTeachers',
-           'load_teacher_pair', 'teacher_source', 'get_teachers', 'student_config', 'train_students', 'resume_students',
-           'score_variant', 'StudentRun', 'train_run', 'find_checkpoint', 'image_files', 'translate_files']
+           'ShippedTeachers', 'load_teacher_pair', 'teacher_source', 'get_teachers', 'student_config', 'train_students',
+           'resume_students', 'score_variant', 'StudentRun', 'train_run', 'find_checkpoint', 'image_files',
+           'translate_files']
 
 # %% ../nbs/06b_runs.ipynb #bd13e824
 def run_data(data: str = "synthetic", # synthetic, cufs, cufsf, or the folder of a data set
@@ -90,6 +91,11 @@ class TrainTeachers:
     seed: int = 0                  # the photo teacher's seed (the sketch teacher's is seed + 1)
     options: dict = field(default_factory=dict)   # more pretrain_teachers / train_teacher arguments: lr, norm, shared_teacher
 
+@dataclass
+class ShippedTeachers:
+    "A teacher source: the teachers shipped in the package (`teachers.pretrained`), trained once at length on the built-in faces."
+    size: int = 64                 # the square size they were trained at: 64 or 128
+
 def load_teacher_pair(folder, # a folder holding TEACHER_FILES (a run's teachers/)
                      ) -> tuple: # (photo_teacher, sketch_teacher), frozen
     "The two teachers saved in `folder`."
@@ -98,23 +104,26 @@ def load_teacher_pair(folder, # a folder holding TEACHER_FILES (a run's teachers
     if missing: raise UserError(f"{folder}: expected {' and '.join(TEACHER_FILES)}, missing {', '.join(missing)}")
     return tuple(load_teacher(f) for f in files)
 
-def teacher_source(teachers: str | None, # a command's --teachers: a folder of saved teachers, or None
-                   train: TrainTeachers, # what to do when it is None
+def teacher_source(teachers: str | None, # a command's --teachers: "shipped", a folder of saved teachers, or None
+                   default, # what to do when it is None: TrainTeachers(...) or ShippedTeachers(size)
+                   size: int = 64, # the run's square size (for "shipped")
                   ):
-    "What a command's --teachers option means: a folder to load the teachers from, or (not given) teachers trained here."
-    return train if teachers is None else Path(teachers)
+    "What a command's --teachers option means: the shipped teachers, a folder to load them from, or (not given) the default."
+    if teachers is None: return default
+    if str(teachers) == "shipped": return ShippedTeachers(size)
+    return Path(teachers)
 
 # %% ../nbs/06b_runs.ipynb #1269bf55
-def get_teachers(source, # TrainTeachers(...), a folder holding TEACHER_FILES, or a (photo_teacher, sketch_teacher) pair
+def get_teachers(source, # ShippedTeachers(size), TrainTeachers(...), a folder holding TEACHER_FILES, or a (photo_teacher, sketch_teacher) pair
                  pools=None, # TrainTeachers: (photos, sketches), datasets of dict(image=) or (N, C, S, S) tensors
                  save_to=None, # TrainTeachers: the folder the trained teachers are saved in (a run's teachers/)
                  reuse: bool = False, # TrainTeachers: load the teachers already in save_to instead of training again
                  device=None, progress: bool = True,
                 ) -> tuple: # (photo_teacher, sketch_teacher), frozen
-    "A run's two teachers, from where `source` says: trained here, loaded from a folder, or given."
+    "A run's two teachers, from where `source` says: shipped, trained here, loaded from a folder, or given."
     if isinstance(source, tuple) and len(source) == 2: return source   # in memory: a notebook's, a widget's
     if isinstance(source, (str, Path)): return load_teacher_pair(source)
-    # (issue 13) the shipped pre-trained teachers, teachers.pretrained(domain, size), become one more source here
+    if isinstance(source, ShippedTeachers): return pretrained("photo", source.size), pretrained("sketch", source.size)
     if not isinstance(source, TrainTeachers):
         raise UserError(f"teachers: expected TrainTeachers(...), a folder or a (photo, sketch) pair, got {type(source).__name__}")
     if reuse and save_to is not None and Path(save_to).is_dir(): return load_teacher_pair(save_to)
