@@ -11,7 +11,7 @@ import torch.nn.functional as nnf
 from tqdm.auto import tqdm
 from .core import (UserError, KINDS, NET_SIZE, get_device, image_to_tensor, pad_to_square, tensor_to_uint8,
                            atomic_save, atomic_write_text)
-from .data import fit_to_frame, resize_square, shift_image
+from .data import fit_to_frame, resize_square, shift_image, FolderImageSource
 from .synthetic import SyntheticImageSource, synthetic_splits
 from .teachers import (Teacher, SMALL_WIDTHS, DOMAINS, SHIPPED_SIZES, reconstruction_loss, teacher_step, train_mode, freeze,
                                save_teacher, load_teacher, teacher_filename, file_sha256, pretrained)
@@ -176,12 +176,25 @@ def _initial_teacher(domain, init, seed):
     teacher.load_state_dict(source.state_dict())
     return teacher, {k: v for k, v in source.manifest.items() if k != "curve"}
 
+def _folder_pool(pool_dir, domain, size, progress):
+    "A folder's images as a pool, its last 5% (at least 16, in natural order) held out; and what the manifest says of it."
+    folder = FolderImageSource(pool_dir, domain)
+    n_held = max(16, len(folder) // 20)
+    if len(folder) < n_held + 16:
+        raise UserError(f"--{domain}_pool {pool_dir}: {len(folder)} images, expected at least {n_held + 16} (the last {n_held} are held out)")
+    every = pool_uint8(folder, domain, size, progress)
+    listing = "\n".join(f"{p.name} {p.stat().st_size}" for p in folder.paths)
+    data = dict(folder=str(Path(pool_dir).resolve()), images=len(folder) - n_held, kind=domain,
+                files_sha256=hashlib.sha256(listing.encode()).hexdigest(), heldout_files=[p.name for p in folder.paths[-n_held:]])
+    return every[:-n_held], every[-n_held:], data
+
 def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json when done, a .ckpt while it runs
                      domain: str = "photo", # "photo" or "sketch"
                      size: int = 64, # the square size
                      steps: int = None, batch_size: int = None, n_pool: int = None, lr: float = None,
                      feature_weight: float = None, init=None, # default: RECIPES[size] (or RECIPES[64] for other sizes)
                      seed: int = 0, # the run's seed (weights and batches)
+                     pool_dir=None, # a folder of this domain's images instead of the built-in faces; its last 5% (at least 16) are held out
                      device=None, progress: bool = True,
                      command: str = None, # the command line to record in the manifest
                     ) -> dict: # the manifest
@@ -196,21 +209,25 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
     out = Path(out); final = out / teacher_filename(domain, size)
     if final.exists(): raise UserError(f"{final} exists already: a finished teacher is never overwritten (choose another --out)")
     dev = get_device(device)
-    splits = synthetic_splits(POOL_WORLD, n_pool=r["n_pool"])
-    source = splits.photo_pool if domain == "photo" else splits.sketch_pool
     teacher, started_from = _initial_teacher(domain, r["init"], seed + (domain == "sketch"))
-    pool = pool_uint8(source, domain, size, progress)
-    heldout_curve = heldout_faces(domain, size, worlds=HELDOUT_WORLDS[:1], n=50)
+    if pool_dir is None:
+        source = getattr(synthetic_splits(POOL_WORLD, n_pool=r["n_pool"]), f"{domain}_pool")
+        pool = pool_uint8(source, domain, size, progress)
+        heldout_curve, heldout = heldout_faces(domain, size, worlds=HELDOUT_WORLDS[:1], n=50), heldout_faces(domain, size)
+        data = dict(world=POOL_WORLD, identities=[source.start, source.start + len(source)], kind=domain)
+        heldout_about = dict(worlds=list(HELDOUT_WORLDS), faces_per_world=200)
+    else:
+        pool, heldout, data = _folder_pool(pool_dir, domain, size, progress)
+        heldout_curve, heldout_about, r["n_pool"] = heldout, dict(folder=data["folder"], images=len(heldout)), len(pool)
     run = train_on_pool(teacher, pool, r["steps"], r["batch_size"], r["lr"], r["feature_weight"], seed=seed, device=dev,
                         checkpoint=out / final.name.replace(".pt", ".ckpt"), heldout=heldout_curve, progress=progress)
     save_teacher(freeze(teacher.cpu()), final)
-    scores = reconstruction_scores(teacher, heldout_faces(domain, size))
+    scores = reconstruction_scores(teacher, heldout)
     manifest = dict(file=final.name, domain=domain, size=size, sha256=file_sha256(final), bytes=final.stat().st_size,
                     config={k: list(v) if isinstance(v, tuple) else v for k, v in teacher.config.items()},
                     command=command, recipe=dict(r, seed=seed), started_from=started_from,
-                    data=dict(world=POOL_WORLD, identities=[source.start, source.start + len(source)], kind=domain,
-                              augmentation=f"one horizontal flip (p=1/2) and one shift of up to {max(1, size // 32)} px per batch"),
-                    heldout=dict(worlds=list(HELDOUT_WORLDS), faces_per_world=200, **{k: round(v, 5) for k, v in scores.items()},
+                    data=dict(data, augmentation=f"one horizontal flip (p=1/2) and one shift of up to {max(1, size // 32)} px per batch"),
+                    heldout=dict(heldout_about, **{k: round(v, 5) for k, v in scores.items()},
                                  note="L1 over the whole square in [-1, 1] units; FSIM/SSIM gray on the face crop at this size"),
                     curve=run["curve"], training_seconds=round(run["seconds"], 1), resumed_at=run["resumed_at"],
                     machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
@@ -230,6 +247,8 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
                  lr: float = None, # Adam's starting learning rate (default: the recipe's)
                  init: str = None, # start from shipped:64, or a folder of teachers (default: the recipe's)
                  seed: int = 0, # the run's seed
+                 photo_pool: str = None, # a folder of photos to learn from instead of the built-in faces
+                 sketch_pool: str = None, # a folder of sketches to learn from instead of the built-in faces
                  device: str = "auto", # auto, cpu, cuda or mps
                  threads: int = None, # torch threads (default: torch's choice)
                 ):
@@ -239,11 +258,19 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
     if threads is not None:
         if threads < 1: raise UserError(f"--threads {threads}: expected 1 or more")
         torch.set_num_threads(threads)
-    given = dict(size=size, steps=steps, batch_size=batch_size, pool=pool, lr=lr, init=init, seed=seed)
-    for d in (("photo", "sketch") if domain == "both" else (domain,)):
+    folders = dict(photo=photo_pool, sketch=sketch_pool)
+    domains = ("photo", "sketch") if domain == "both" else (domain,)
+    if any(folders.values()):
+        missing = [d for d in domains if folders[d] is None]
+        if missing: raise UserError(f"--{missing[0]}_pool is missing: with a folder pool, give one for every domain trained (or --domain)")
+        if pool is not None: raise UserError("--pool counts built-in faces; with --photo_pool/--sketch_pool every image of the folder is used")
+    for d in domains:
+        given = dict(size=size, steps=steps, batch_size=batch_size, pool=pool, lr=lr, init=init, seed=seed,
+                     **{f"{d}_pool": folders[d]})
         command = shlex.join(["ktsketch", "pretrain", "--out", str(out), "--domain", d] +
                              [a for k, v in given.items() if v is not None for a in (f"--{k}", str(v))])
-        m = pretrain_teacher(out, d, size, steps, batch_size, pool, lr, init=init, seed=seed, device=device, command=command)
+        m = pretrain_teacher(out, d, size, steps, batch_size, pool, lr, init=init, seed=seed, pool_dir=folders[d],
+                             device=device, command=command)
         h = m["heldout"]
         print(f"{d} teacher {size}x{size}: held-out L1 {h['l1']:.4f}, FSIM {h['fsim']:.4f}, SSIM {h['ssim']:.4f} "
               f"({m['recipe']['steps']} steps, {m['training_seconds'] / 60:.1f} min) -> {Path(out) / m['file']}")
