@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 from .core import UserError, EYES, IMG_H, IMG_W, load_image, atomic_write, atomic_write_text
-from .data import align_face, list_images, IMAGE_EXTS, KIND_WORDS, name_tokens
+from .data import align_face, list_images, IMAGE_EXTS, KIND_WORDS, name_tokens, find_pair_folders, match_key
 
 # %% auto #0
 __all__ = ['INSTALL', 'opencv', 'cascades', 'Eyes', 'find_eyes', 'eye_error', 'image_kind', 'align_folder', 'align_cmd']
@@ -103,7 +103,6 @@ def _all_images(folder: Path) -> list:
 
 def _partners_of(src: Path, failed: list, eyes: dict) -> list:
     "The images found aligned whose photo/sketch partner (same name, in the partner folder) was not."
-    from ktsketch.data import find_pair_folders, match_key
     try: folders = find_pair_folders(src)[0]
     except UserError: return []
     bad = {f.split(" (")[0] for f in failed}

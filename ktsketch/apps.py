@@ -14,8 +14,11 @@ from matplotlib.figure import Figure
 from .core import UserError, load_image, image_to_tensor, tensor_to_uint8, pad_to_square
 from .data import fit_to_frame, resize_square
 from .evaluation import (fsim_gray, ssim_gray, to_gray_uint8, nlda_recognition, nlda_fit, rank1_curve,
-                                 plot_nlda_curve, translate_pairs)
-from .widgets import WidgetApp, new_figure, figure_png, image_widget, draw_image, run_generator
+                                 plot_nlda_curve, translate_pairs, nlda_defaults, _as_batch, _gram, _centred_rows, _one_thread)
+from .transfer import Trainer, TrainConfig
+from .ablation import VARIANTS, METRIC_NAMES, _better
+from .widgets import (WidgetApp, new_figure, figure_png, image_widget, draw_image, run_generator,
+                              tiny_world, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
 
 # %% auto #0
 __all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN', 'fsim_maps',
@@ -214,7 +217,6 @@ def nlda_split(real, synth, identities, # as in `nlda_recognition`: real images,
     "One split of `nlda_recognition`, replayed: the same identities drawn, the same NLDA fit, the features it compares."
     # nlda_recognition returns curves only; the explorer needs one split's features, so this replays its steps with the
     # same private helpers of notebook 06 (a lesson cell below checks that every split's curve is identical)
-    from ktsketch.evaluation import nlda_defaults, _as_batch, _gram, _centred_rows, _one_thread
     if gram is None: gram = _gram(np.concatenate([_as_batch(real, True), _as_batch(synth, True)]))
     identities = np.asarray([str(i) for i in identities])
     ids, n = np.unique(identities), len(identities)
@@ -247,7 +249,6 @@ class NldaExplorer(WidgetApp):
                  k: int = 5, # gallery faces shown per query
                 ):
         super().__init__()
-        from ktsketch.evaluation import _as_batch, _gram
         if not methods: raise UserError("NldaExplorer: give at least one method, e.g. {'kt': fake_sketches}")
         self.real = _as_batch(real, True)
         self.methods = {name: _as_batch(s, True) for name, s in methods.items()}
@@ -388,7 +389,6 @@ def ablation_metrics(df) -> list:
 
 # %% ../nbs/07b_apps.ipynb #87b1c6d6
 def _pairs_factor(variant: str) -> int:
-    from ktsketch.ablation import VARIANTS
     return VARIANTS[variant].pairs_factor if variant in VARIANTS else 1
 
 def paired_differences(df, # `read_ablation`'s table
@@ -401,7 +401,6 @@ def paired_differences(df, # `read_ablation`'s table
     "Each arm minus the baseline, seed by seed (same seed = same pairs, initialisation and batches), with a t-interval."
     import pandas as pd
     from scipy import stats
-    from ktsketch.ablation import _better
     sign = _better(metric)
     at = lambda v: df[(df.variant == v) & (df.pairs == pairs * _pairs_factor(v))].set_index("seed")[metric]
     base = at(baseline)
@@ -433,7 +432,6 @@ class AblationBrowser(WidgetApp):
                  baseline: str = "pixel",
                 ):
         super().__init__()
-        from ktsketch.ablation import METRIC_NAMES
         self.df = read_ablation(paths)
         metrics = ablation_metrics(self.df)
         if baseline not in set(self.df.variant): raise UserError(f"baseline {baseline!r} is not in the table: it has {', '.join(sorted(set(self.df.variant)))}")
@@ -474,7 +472,6 @@ class AblationBrowser(WidgetApp):
         return paired_differences(self.df, self.metric.value, self.pairs.value, self.baseline, list(self.arms.value))
 
     def figure(self) -> Figure:
-        from ktsketch.ablation import METRIC_NAMES, _better
         m, n, diffs = self.metric.value, self.pairs.value, self.differences()
         name = METRIC_NAMES.get(m, m)
         arms = [self.baseline] + list(diffs.index)
@@ -648,8 +645,6 @@ class LabApps:
                  n_test: int = 32, # test faces (also the NLDA identities)
                  train_steps: int = 200, # steps per click of the dashboard's Train button
                  seed: int = 0):
-        from ktsketch.widgets import (tiny_world, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
-        from ktsketch.transfer import Trainer, TrainConfig
         t0 = time.perf_counter()
         self.world = world = tiny_world(seed=seed, size=size, n_test=n_test)
         tiny = dict(size=size, widths=(8, 16, 16, 16), n_res=1, batch_size=4, n_augs=4, steps=steps, lr=2e-3,

@@ -45,7 +45,7 @@ COMMANDS = {
 }
 REQUIRED = {   # options a command cannot run without: --help shows them as required, the command says what it expected
     "data": ("root",), "eval": ("pred", "gt"), "train": ("out",), "translate": ("checkpoint", "out"), "ablate": ("out",),
-    "pretrain": ("out",),
+    "pretrain": ("out",), "align": ("in_dir", "out"),
 }
 
 def _command(name):

@@ -153,7 +153,7 @@ def reconstruction_scores(teacher: Teacher, # a teacher (put in eval mode here)
 # %% ../nbs/03b_pretrain.ipynb #a152b5aa
 RECIPES = {   # how the shipped teachers were made (our choices, measured in this notebook); `ktsketch pretrain` defaults
     64: dict(steps=20000, batch_size=16, n_pool=20000, lr=1e-3, feature_weight=1.0, init=None),
-    128: dict(steps=4000, batch_size=16, n_pool=20000, lr=5e-4, feature_weight=1.0, init="shipped:64"),
+    128: dict(steps=1200, batch_size=16, n_pool=20000, lr=5e-4, feature_weight=1.0, init="shipped:64"),
 }
 POOL_WORLD = 0   # the synthetic world whose unpaired pools the shipped teachers learn from
 

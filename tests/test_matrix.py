@@ -134,10 +134,14 @@ def _translate_16bit_check(tmp, out):
 
 def _odd_size_data(tmp):
     "A presplit data folder whose images are 64x64, not CUFS's 250x200: a problem `load_dataset` warns about."
-    for split, n in (("train", 2), ("test", 8)):
-        for i in range(n):
+    for split, n, first in (("train", 2, 0), ("test", 8, 40)):   # distinct faces: the reader drops content copies
+        for i in range(first, first + n):
             _write(tmp / "data" / f"{split}_photos" / f"f{i}.png", _face("RGB", (64, 64), i))
             _write(tmp / "data" / f"{split}_sketches" / f"f{i}.png", _face("L", (64, 64), i + 20))
+
+def _faces_and_a_full_folder(tmp):
+    _write(tmp / "faces" / "photos" / "f0.png", _face("RGB", (250, 200), 0))
+    (tmp / "mine").mkdir(); (tmp / "mine" / "notes.txt").write_text("the user's own file\n")
 
 def _warning_is_one_plain_line(command):
     def check(tmp, out, err):
@@ -263,6 +267,13 @@ MATRIX = [
       for c in ("demo", "train", "translate", "eval", "ablate", "bench")],
     # 2. ablate never reuses or mixes results across settings
     Case("ablate-other-size-is-not-done", ["ablate", "--size", "64", "--out", "{tmp}/abl"], err="--size", marks=gap(run=False)),
+    # align and lab: their arguments are checked before anything is written or started
+    Case("align-needs-in-dir", ["align", "--out", "{tmp}/aligned"], err="--in_dir"),
+    Case("align-missing-in-dir", ["align", "--in_dir", "{tmp}/nowhere", "--out", "{tmp}/aligned"], err="nowhere"),
+    Case("align-keeps-a-non-empty-out", ["align", "--in_dir", "{tmp}/faces", "--out", "{tmp}/mine"], err="--out",
+         setup=_faces_and_a_full_folder),
+    Case("lab-port-out-of-range", ["lab", "--port", "80"], err="--port 80"),
+    Case("lab-token-with-spaces", ["lab", "--token", "not a token"], err="--token"),
 ]
 
 def _assert_mode(path: Path, mode=0o644):
