@@ -4,10 +4,13 @@
 
 # %% ../nbs/03b_pretrain.ipynb #103d2a32
 from __future__ import annotations
-import hashlib, json, os, platform, shlex, sys, time
+import copy, hashlib, json, os, platform, shlex, socket, sys, tempfile, time
 from pathlib import Path
 import torch
+import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as nnf
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .core import (UserError, KINDS, NET_SIZE, get_device, image_to_tensor, pad_to_square, tensor_to_uint8,
                            atomic_save, atomic_write_text)
@@ -18,8 +21,9 @@ from .teachers import (Teacher, SMALL_WIDTHS, DOMAINS, SHIPPED_SIZES, reconstruc
 from .evaluation import score_pairs
 
 # %% auto #0
-__all__ = ['HELDOUT_WORLDS', 'RECIPES', 'POOL_WORLD', 'pool_uint8', 'pool_batch', 'train_on_pool', 'heldout_faces', 'face_crop',
-           'reconstruction_scores', 'pretrain_teacher', 'pretrain_cmd']
+__all__ = ['HELDOUT_WORLDS', 'RECIPES', 'POOL_WORLD', 'pool_uint8', 'pool_batch', 'dist_context', 'Reconstruction',
+           'train_on_pool', 'heldout_faces', 'face_crop', 'reconstruction_scores', 'init_from_torchrun',
+           'spawn_processes', 'trained_weights', 'pretrain_teacher', 'pretrain_cmd']
 
 # %% ../nbs/03b_pretrain.ipynb #75cfb2f1
 def pool_uint8(source, # an image source: len() and get(i) -> (PIL image, name), e.g. a synthetic pool
@@ -64,6 +68,25 @@ def _resume(path, settings, teacher, opt, sched, gen, state):
     gen.set_state(run["gen"]); state.update(run["state"])
     return state["step"]
 
+# %% ../nbs/03b_pretrain.ipynb #8b0c709d
+def dist_context() -> tuple:
+    "(rank, world size) of this process: torch.distributed's when its process group is up (torchrun), else (0, 1)."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+class Reconstruction(nn.Module):
+    "The reconstruction loss of a teacher as a module, so that DistributedDataParallel can wrap it and average the gradients."
+    def __init__(self, teacher: Teacher, feature_weight: float = 1.0):
+        super().__init__()
+        self.teacher, self.feature_weight = teacher, feature_weight
+    def forward(self, x): return reconstruction_loss(self.teacher, x, self.feature_weight)
+
+def _mean_over_processes(value: float) -> float:
+    "A number averaged over the processes (the training L1 of the whole batch, not of this process's share)."
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.item() / dist.get_world_size()
+
 # %% ../nbs/03b_pretrain.ipynb #23904fd0
 def train_on_pool(teacher: Teacher, # the teacher to train (in place)
                   pool: torch.Tensor, # (N, C, S, S) uint8 images of its domain, from `pool_uint8`
@@ -80,9 +103,13 @@ def train_on_pool(teacher: Teacher, # the teacher to train (in place)
                   progress: bool = True, # a tqdm bar
                   callback=None, # called as callback(step, train_l1) after every step; True stops (and checkpoints)
                  ) -> dict: # dict(curve=[dict(step, train_l1, heldout_l1)], seconds=training time, step=last step, resumed_at=step or None)
-    "Reconstruction pre-training on an in-memory pool, deterministic on a CPU and resumable from its checkpoint."
+    "Reconstruction pre-training on an in-memory pool, deterministic on a CPU and resumable from its checkpoint; data-parallel under torchrun."
     dev = get_device(device)
     teacher.to(dev)
+    rank, world = dist_context()          # (0, 1) unless torch.distributed's process group is up (torchrun, `spawn_processes`)
+    if batch_size % world: raise UserError(f"--batch_size {batch_size}: expected a multiple of the {world} processes (each takes an equal share)")
+    if world > 1 and callback is not None: raise UserError("callback: not available with several processes (stop with Ctrl-C)")
+    share = batch_size // world
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam([p for p in teacher.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -90,17 +117,21 @@ def train_on_pool(teacher: Teacher, # the teacher to train (in place)
     settings = dict(steps=steps, batch_size=batch_size, lr=lr, feature_weight=feature_weight, seed=seed,
                     pool=tuple(pool.shape))
     resumed_at = _resume(checkpoint, settings, teacher, opt, sched, gen, state)
+    # after resuming: DDP starts every process from the first one's weights (the checkpoint must be readable by all)
+    loss_fn = None if world == 1 else DDP(Reconstruction(teacher, feature_weight), device_ids=[dev] if dev.type == "cuda" else None)
     train_mode(teacher)
     t0, last_save = time.time() - state["seconds"], time.time()
-    bar = tqdm(range(state["step"] + 1, steps + 1), initial=state["step"], total=steps, desc="teacher",
-               disable=not progress, leave=False)
+    bar = tqdm(range(state["step"] + 1, steps + 1), initial=state["step"], total=steps,
+               desc="teacher" if world == 1 else f"teacher ({world} processes)", disable=not progress or rank > 0, leave=False)
+    checkpoint = checkpoint if rank == 0 else None   # every process resumes from it; only the first writes it
     try:
         for step in bar:
-            terms = teacher_step(teacher, opt, pool_batch(pool, batch_size, gen).to(dev), feature_weight, sched)
-            l1 = terms["pixel"]
+            batch = pool_batch(pool, batch_size, gen)    # every process draws the same batch and trains on its own share
+            terms = teacher_step(teacher, opt, batch[rank * share:(rank + 1) * share].to(dev), feature_weight, sched, loss_fn)
+            l1 = terms["pixel"] if world == 1 else _mean_over_processes(terms["pixel"])
             state["train_l1"] = l1 if state["train_l1"] is None else 0.98 * state["train_l1"] + 0.02 * l1
             state["step"], state["seconds"] = step, time.time() - t0
-            if heldout is not None and (step % eval_every == 0 or step == steps):
+            if heldout is not None and rank == 0 and (step % eval_every == 0 or step == steps):
                 state["curve"].append(dict(step=step, train_l1=round(state["train_l1"], 5),
                                            heldout_l1=round(reconstruction_scores(teacher, heldout, fsim=False)["l1"], 5)))
                 train_mode(teacher)
@@ -150,6 +181,47 @@ def reconstruction_scores(teacher: Teacher, # a teacher (put in eval mode here)
         out.update(fsim=float(m["fsim"]), ssim=float(m["ssim"]))
     return out
 
+# %% ../nbs/03b_pretrain.ipynb #78aae768
+def init_from_torchrun(device: str = "auto", # the device a plain run would use: auto, cpu, cuda or mps
+                      ) -> tuple: # (rank, world size, device of this process)
+    "Join the process group torchrun prepared (NCCL on CUDA, gloo on CPUs); in a plain process, nothing to join: (0, 1, device)."
+    dev = get_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))); torch.cuda.set_device(dev)
+        elif dev.type != "cpu": raise UserError(f"--device {dev}: several processes need CUDA GPUs or the CPU")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return (*dist_context(), dev)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def _spawned(rank, world, port, fn, args, kwargs, result):
+    "One spawned process: join the gloo group on this machine, run fn, the first process saves its result."
+    torch.set_num_threads(1)
+    args, kwargs = copy.deepcopy((args, kwargs))   # torch.multiprocessing hands tensors over in shared memory: one copy per process
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        out = fn(*args, **kwargs)
+        if rank == 0: torch.save(out, result)
+    finally: dist.destroy_process_group()
+
+def spawn_processes(world: int, # processes to start (CPU, gloo)
+                    fn, # a function importable by name (defined in a module, not in a notebook cell)
+                    *args, **kwargs):
+    "What torchrun does, from a notebook: run fn(*args, **kwargs) in `world` CPU processes joined by gloo; the first one's result."
+    if world < 1: raise UserError(f"world={world}: expected 1 or more processes")
+    with tempfile.TemporaryDirectory() as d:
+        result = Path(d) / "result.pt"
+        torch.multiprocessing.spawn(_spawned, args=(world, _free_port(), fn, args, kwargs, result), nprocs=world)
+        return torch.load(result, weights_only=False)
+
+def trained_weights(teacher: Teacher, pool: torch.Tensor, steps: int, **kwargs) -> dict:
+    "Train `teacher` on `pool` with `train_on_pool` and return its state dict (a function `spawn_processes` can send)."
+    train_on_pool(teacher, pool, steps, progress=False, **kwargs)
+    return {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()}
+
 # %% ../nbs/03b_pretrain.ipynb #a152b5aa
 RECIPES = {   # how the shipped teachers were made (our choices, measured in this notebook); `ktsketch pretrain` defaults
     64: dict(steps=20000, batch_size=16, n_pool=20000, lr=1e-3, feature_weight=1.0, init=None),
@@ -198,7 +270,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
                      device=None, progress: bool = True,
                      command: str = None, # the command line to record in the manifest
                     ) -> dict: # the manifest
-    "Pre-train one teacher as the shipped ones were made, resumably; write it, its held-out scores and its manifest."
+    "Pre-train one teacher as the shipped ones were made, resumably; write it, its held-out scores and its manifest (None in all but the first of several processes)."
     if domain not in DOMAINS: raise UserError(f"--domain {domain!r}: expected photo, sketch or both")
     if size < 32 or size % 8: raise UserError(f"--size {size}: expected a multiple of 8, at least 32 (64 and 128 are shipped)")
     r = dict(RECIPES.get(size, RECIPES[64]))
@@ -221,6 +293,8 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
         heldout_curve, heldout_about, r["n_pool"] = heldout, dict(folder=data["folder"], images=len(heldout)), len(pool)
     run = train_on_pool(teacher, pool, r["steps"], r["batch_size"], r["lr"], r["feature_weight"], seed=seed, device=dev,
                         checkpoint=out / final.name.replace(".pt", ".ckpt"), heldout=heldout_curve, progress=progress)
+    rank, world = dist_context()
+    if rank > 0: return None                  # several processes: the first writes the teacher and its manifest
     save_teacher(freeze(teacher.cpu()), final)
     scores = reconstruction_scores(teacher, heldout)
     manifest = dict(file=final.name, domain=domain, size=size, sha256=file_sha256(final), bytes=final.stat().st_size,
@@ -231,7 +305,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
                                  note="L1 over the whole square in [-1, 1] units; FSIM/SSIM gray on the face crop at this size"),
                     curve=run["curve"], training_seconds=round(run["seconds"], 1), resumed_at=run["resumed_at"],
                     machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                                 cpus=os.cpu_count(), device=str(dev), torch=torch.__version__,
+                                 cpus=os.cpu_count(), device=str(dev), processes=world, torch=torch.__version__,
                                  threads=torch.get_num_threads(), load_average=round(os.getloadavg()[0], 2)))
     atomic_write_text(json.dumps(manifest, indent=1) + "\n", final.with_suffix(".json"))
     (out / final.name.replace(".pt", ".ckpt")).unlink(missing_ok=True)
@@ -258,6 +332,7 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
     if threads is not None:
         if threads < 1: raise UserError(f"--threads {threads}: expected 1 or more")
         torch.set_num_threads(threads)
+    rank, world, dev = init_from_torchrun(device)      # under torchrun: data-parallel, `world` processes
     folders = dict(photo=photo_pool, sketch=sketch_pool)
     domains = ("photo", "sketch") if domain == "both" else (domain,)
     if any(folders.values()):
@@ -270,8 +345,11 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
         command = shlex.join(["ktsketch", "pretrain", "--out", str(out), "--domain", d] +
                              [a for k, v in given.items() if v is not None for a in (f"--{k}", str(v))])
         m = pretrain_teacher(out, d, size, steps, batch_size, pool, lr, init=init, seed=seed, pool_dir=folders[d],
-                             device=device, command=command)
+                             device=dev, progress=rank == 0, command=command)
+        if m is None: continue
         h = m["heldout"]
         print(f"{d} teacher {size}x{size}: held-out L1 {h['l1']:.4f}, FSIM {h['fsim']:.4f}, SSIM {h['ssim']:.4f} "
-              f"({m['recipe']['steps']} steps, {m['training_seconds'] / 60:.1f} min) -> {Path(out) / m['file']}")
+              f"({m['recipe']['steps']} steps, {m['training_seconds'] / 60:.1f} min" + (f", {world} processes" if world > 1 else "") +
+              f") -> {Path(out) / m['file']}")
+    if world > 1: dist.destroy_process_group()
     return 0

@@ -166,9 +166,10 @@ def teacher_step(teacher: Teacher, opt: torch.optim.Optimizer, # the teacher and
                  x: torch.Tensor, # a batch of images of its domain, on the teacher's device
                  feature_weight: float = 1.0, # lambda_f
                  sched=None, # a learning-rate scheduler to step after the optimizer, or None
+                 loss_fn=None, # x -> the loss terms, instead of `reconstruction_loss` (03b: the same loss through DistributedDataParallel)
                 ) -> dict: # the loss terms as floats: loss, pixel, feature
     "One optimisation step of reconstruction pre-training."
-    terms = reconstruction_loss(teacher, x, feature_weight)
+    terms = reconstruction_loss(teacher, x, feature_weight) if loss_fn is None else loss_fn(x)
     if not torch.isfinite(terms["loss"]):
         raise RuntimeError(f"the teacher's loss became {terms['loss'].item()}: lower the learning rate "
                            f"(now {opt.param_groups[0]['lr']:.2e})")
