@@ -278,6 +278,8 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
     r.update({k: v for k, v in given.items() if v is not None})
     for k in ("steps", "batch_size", "n_pool"):
         if int(r[k]) < 1: raise UserError(f"--{k} {r[k]}: expected a positive number")
+    world = dist_context()[1]
+    if r["batch_size"] % world: raise UserError(f"--batch_size {r['batch_size']}: expected a multiple of the {world} processes (each takes an equal share)")
     out = Path(out); final = out / teacher_filename(domain, size)
     if final.exists(): raise UserError(f"{final} exists already: a finished teacher is never overwritten (choose another --out)")
     dev = get_device(device)
