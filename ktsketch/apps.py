@@ -660,7 +660,7 @@ class LabApps:
         self.explorer = SampleExplorer(world.test, {"pixel": (self.pixel.G, self.pixel.F), "kt": (self.kt.G, self.kt.F)},
                                        teachers=world.teachers, size=size)
         self.viewer = FeatureViewer(self.kt, world.test_tensors)
-        self.lab = LossWeightLab(world, steps=steps, n_seeds=2)   # our choice: a click in about 12 CPU-seconds at 64x64 (3 seeds: 19)
+        self.lab = LossWeightLab(world, steps=steps, n_seeds=2)   # our choice: a click in about 15 CPU-seconds at 64x64 (3 seeds: 19)
         self.fsim = FsimPlayground(world.test)
         kt_out = translate_pairs(self.kt.G, self.kt.F, world.test, device="cpu", size=size)
         px_out = translate_pairs(self.pixel.G, None, world.test, device="cpu", size=size)
