@@ -18,7 +18,7 @@ from .evaluation import (fsim_gray, ssim_gray, to_gray_uint8, nlda_recognition, 
 from .transfer import Trainer, TrainConfig
 from .ablation import VARIANTS, METRIC_NAMES, _better
 from .widgets import (WidgetApp, new_figure, figure_png, image_widget, draw_image, run_generator,
-                              tiny_world, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
+                              tiny_world, APP_SIZE, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
 
 # %% auto #0
 __all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN', 'fsim_maps',
@@ -639,14 +639,17 @@ class TranslateYourImage(WidgetApp):
 
 # %% ../nbs/07b_apps.ipynb #8a9c8b4a
 class LabApps:
-    "Every app on one synthetic world and one pair of quickly trained students: what `ktsketch lab` shows."
-    def __init__(self, size: int = 32, # the working size
+    "Every app on one synthetic world, the shipped teachers and two pairs of students trained here in seconds: what `ktsketch lab` shows."
+    def __init__(self, size: int = APP_SIZE, # the working size (the shipped teachers': 64 or 128)
                  steps: int = 60, # training steps of the students the apps show
                  n_test: int = 32, # test faces (also the NLDA identities)
                  train_steps: int = 200, # steps per click of the dashboard's Train button
-                 seed: int = 0):
+                 seed: int = 0,
+                 teachers: str = "shipped", # "shipped" (loaded at once) or "pretrain" (small ones trained live: `tiny_world`)
+                 **world_args, # other `tiny_world` arguments (pretrain: teacher_steps, n_pool, ...)
+                ):
         t0 = time.perf_counter()
-        self.world = world = tiny_world(seed=seed, size=size, n_test=n_test)
+        self.world = world = tiny_world(seed=seed, size=size, n_test=n_test, teachers=teachers, **world_args)
         tiny = dict(size=size, widths=(8, 16, 16, 16), n_res=1, batch_size=4, n_augs=4, steps=steps, lr=2e-3,
                     mutual_ramp=max(1, steps // 4), sample_every=0, ckpt_every=0, progress=False, device="cpu", seed=seed)
         self.kt = Trainer(TrainConfig.from_preset("kt", **tiny), world.train_tensors, teachers=world.teachers).fit()
@@ -657,7 +660,7 @@ class LabApps:
         self.explorer = SampleExplorer(world.test, {"pixel": (self.pixel.G, self.pixel.F), "kt": (self.kt.G, self.kt.F)},
                                        teachers=world.teachers, size=size)
         self.viewer = FeatureViewer(self.kt, world.test_tensors)
-        self.lab = LossWeightLab(world, steps=steps, n_seeds=3)
+        self.lab = LossWeightLab(world, steps=steps, n_seeds=2)   # our choice: a click in about 15 CPU-seconds at 64x64 (3 seeds: 19)
         self.fsim = FsimPlayground(world.test)
         kt_out = translate_pairs(self.kt.G, self.kt.F, world.test, device="cpu", size=size)
         px_out = translate_pairs(self.pixel.G, None, world.test, device="cpu", size=size)

@@ -14,15 +14,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from .core import UserError, tensor_to_uint8
 from .data import PairedDataset, UnpairedDataset, PairRecord, square_to_original
 from .teachers import Teacher, train_teacher, freeze
+from .synthetic import synthetic_splits
+from .runs import ShippedTeachers, get_teachers
 from .transfer import (Callback, Trainer, TrainConfig, TEACHER_TARGET, feature_loss, teacher_features,
                        pair_tensors, heldout_l1, translate)
 from .evaluation import fsim_gray, ssim_gray, to_gray_uint8
 
 # %% auto #0
-__all__ = ['LOSS_COLOURS', 'NOT_LOSSES', 'DIRECTIONS', 'STREAM_LABELS', 'TEACHER_CHOICES', 'MUTUAL_CHOICES', 'LAB_PRESETS',
-           'LAB_METRICS', 'new_figure', 'figure_png', 'image_widget', 'error_html', 'WidgetApp', 'PairList',
-           'TinyWorld', 'app_teachers', 'tiny_world', 'release_comm_route', 'loss_terms', 'draw_losses', 'draw_image',
-           'draw_samples', 'TrainingDashboard', 'run_generator', 'SampleExplorer', 'FeatureViewer', 'LossWeightLab']
+__all__ = ['APP_SIZE', 'TEACHER_SOURCES', 'LOSS_COLOURS', 'NOT_LOSSES', 'DIRECTIONS', 'STREAM_LABELS', 'TEACHER_CHOICES',
+           'MUTUAL_CHOICES', 'LAB_PRESETS', 'LAB_METRICS', 'new_figure', 'figure_png', 'image_widget', 'error_html',
+           'WidgetApp', 'PairList', 'TinyWorld', 'app_teachers', 'tiny_world', 'release_comm_route', 'loss_terms',
+           'draw_losses', 'draw_image', 'draw_samples', 'TrainingDashboard', 'run_generator', 'SampleExplorer',
+           'FeatureViewer', 'LossWeightLab']
 
 # %% ../nbs/07_widgets.ipynb #6000b63a
 def new_figure(width: float, height: float, # inches
@@ -120,24 +123,32 @@ class TinyWorld:
     photo_teacher: Teacher
     sketch_teacher: Teacher
     seconds: float            # how long it took to make
+    teacher_source: str = "shipped"   # "shipped" (the package's) or "pretrain" (trained here, live)
 
     @property
     def teachers(self) -> tuple: return (self.photo_teacher, self.sketch_teacher)
 
+APP_SIZE = 64                              # the apps' working size: the size of the shipped teachers
+TEACHER_SOURCES = ("shipped", "pretrain")
 _WORLDS = {}
 
-def app_teachers(splits, # `synthetic_splits(...)`: its unpaired pools train the teachers
-                 size: int = 32, # the square size the teachers see
-                 seed: int = 0, # seeds the teachers' initialisation and batches
-                 widths=(8, 16, 32, 32), # teacher channels per level
-                 convs=(1, 1, 1, 1), # 3x3 convs per teacher block (VGG-19 has 2, 2, 4, 4)
-                 steps: int = 100, # pre-training steps per teacher
-                 batch_size: int = 16,
-                 lr: float = 2e-3,
+def app_teachers(size: int = APP_SIZE, # the square size the teachers see (shipped: 64 or 128)
+                 source: str = "shipped", # "shipped": the package's teachers; "pretrain": small ones trained here, live
+                 splits=None, # pretrain: `synthetic_splits(...)`, whose unpaired pools train the teachers
+                 seed: int = 0, # pretrain: seeds the teachers' initialisation and batches
+                 widths=(8, 16, 32, 32), # pretrain: teacher channels per level
+                 convs=(1, 1, 1, 1), # pretrain: 3x3 convs per teacher block (VGG-19 has 2, 2, 4, 4)
+                 steps: int = 300, # pretrain: steps per teacher
+                 batch_size: int = 16, # pretrain
+                 lr: float = 2e-3, # pretrain
                 ) -> tuple: # (photo_teacher, sketch_teacher), frozen, in eval mode
-    "The teachers every app uses: the one place they come from (small ones pre-trained here on the pools, in seconds)."
+    "The teachers every app uses, from one place: the shipped ones (loaded in a fraction of a second), or small ones pre-trained here."
+    if source == "shipped": return get_teachers(ShippedTeachers(size))
+    if source != "pretrain": raise UserError(f"teachers {source!r}: expected one of {', '.join(TEACHER_SOURCES)}")
+    if splits is None: raise UserError("teachers 'pretrain': give splits= (their unpaired pools train the teachers)")
     teachers = []
     for k, (kind, pool, ch) in enumerate((("photo", splits.photo_pool, 3), ("sketch", splits.sketch_pool, 1))):
+        if len(pool) == 0: raise UserError(f"teachers 'pretrain': the {kind} pool is empty (n_pool=0)")
         images = UnpairedDataset(pool, kind, size=size)
         images = [images[i] for i in range(len(images))]
         torch.manual_seed(seed + k)
@@ -147,28 +158,30 @@ def app_teachers(splits, # `synthetic_splits(...)`: its unpaired pools train the
         teachers.append(freeze(teacher).eval())
     return tuple(teachers)
 
-def tiny_world(seed: int = 0, # the synthetic world's seed (also the teachers')
-               size: int = 32, # the square size (a multiple of 8)
+def tiny_world(seed: int = 0, # the synthetic world's seed (also the live teachers')
+               size: int = APP_SIZE, # the square size (shipped teachers: 64 or 128; live ones: a multiple of 8)
                n_train: int = 16, # training pairs
                n_test: int = 8, # test pairs
-               n_pool: int = 96, # unpaired images per teacher pool
-               teacher_widths=(8, 16, 32, 32), # teacher channels per level
-               teacher_convs=(1, 1, 1, 1), # 3x3 convs per teacher block (VGG-19 has 2, 2, 4, 4)
-               teacher_steps: int = 100, # pre-training steps per teacher
+               teachers: str = "shipped", # "shipped" or "pretrain" (see `app_teachers`)
+               n_pool: int = 96, # pretrain: unpaired images per teacher pool
+               teacher_widths=(8, 16, 32, 32), # pretrain: teacher channels per level
+               teacher_convs=(1, 1, 1, 1), # pretrain: 3x3 convs per teacher block
+               teacher_steps: int = 300, # pretrain: steps per teacher
                teacher_batch: int = 16,
                teacher_lr: float = 2e-3,
               ) -> TinyWorld:
     "Synthetic train/test pairs and the apps' teachers (`app_teachers`), on the CPU; cached per arguments."
-    from ktsketch.synthetic import synthetic_splits
-    key = (seed, size, n_train, n_test, n_pool, tuple(teacher_widths), tuple(teacher_convs), teacher_steps, teacher_batch, teacher_lr)
+    if teachers not in TEACHER_SOURCES: raise UserError(f"teachers {teachers!r}: expected one of {', '.join(TEACHER_SOURCES)}")
+    live = (n_pool, tuple(teacher_widths), tuple(teacher_convs), teacher_steps, teacher_batch, teacher_lr)
+    key = (seed, size, n_train, n_test, teachers) + (live if teachers == "pretrain" else ())
     if key in _WORLDS: return _WORLDS[key]
     t0 = time.perf_counter()
-    splits = synthetic_splits(seed=seed, n_train=n_train, n_val=0, n_test=n_test, n_pool=n_pool)
+    splits = synthetic_splits(seed=seed, n_train=n_train, n_val=0, n_test=n_test, n_pool=n_pool if teachers == "pretrain" else 0)
     train = PairList(splits.train.get(i) for i in range(n_train))
     test = PairList(splits.test.get(i) for i in range(n_test))
-    teachers = app_teachers(splits, size, seed, teacher_widths, teacher_convs, teacher_steps, teacher_batch, teacher_lr)
-    world = TinyWorld(size, train, test, pair_tensors(train, size), pair_tensors(test, size), *teachers,
-                      seconds=time.perf_counter() - t0)
+    pair = app_teachers(size, teachers, splits, seed, teacher_widths, teacher_convs, teacher_steps, teacher_batch, teacher_lr)
+    world = TinyWorld(size, train, test, pair_tensors(train, size), pair_tensors(test, size), *pair,
+                      seconds=time.perf_counter() - t0, teacher_source=teachers)
     _WORLDS[key] = world
     return world
 

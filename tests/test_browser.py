@@ -30,13 +30,13 @@ pytestmark = [
 STEPS = 5000   # the dashboard's run: far more than the test waits for, so only the Stop button can end it in time
 
 CELLS = [
-    # 0: a tiny world (few faces, short teacher pre-training) and tiny students
+    # 0: a tiny world (few faces, the shipped teachers) and tiny students
     """import torch
 torch.set_num_threads(1)
 from pathlib import Path
 from ktsketch.widgets import *
 from ktsketch.transfer import Trainer, TrainConfig
-world = tiny_world(n_train=8, n_test=4, n_pool=32, teacher_steps=10)
+world = tiny_world(n_train=8, n_test=4)
 TINY = dict(size=world.size, widths=(4, 8, 8, 8), n_res=1, batch_size=2, n_augs=2, lr=2e-3, mutual_ramp=5,
             n_samples=2, ckpt_every=0, progress=False, device="cpu")""",
     # 1: the dashboard, shown before training

@@ -13,7 +13,7 @@ from ktsketch.widgets import (WidgetApp, TrainingDashboard, SampleExplorer, Feat
                               PairList, STREAM_LABELS, error_html)
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = dict(size=32, widths=(4, 8, 8, 8), n_res=1, batch_size=2, n_augs=2, lr=2e-3, mutual_ramp=3, n_samples=2,
+TINY = dict(size=64, widths=(4, 8, 8, 8), n_res=1, batch_size=2, n_augs=2, lr=2e-3, mutual_ramp=3, n_samples=2,
             ckpt_every=0, sample_every=0, progress=False, device="cpu")
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,7 +24,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def world():
-    return tiny_world(n_train=6, n_test=3, n_pool=24, teacher_steps=4)
+    return tiny_world(n_train=6, n_test=3)
 
 @pytest.fixture(scope="module")
 def trained(world):
@@ -45,19 +45,40 @@ def test_figures_are_pngs_outside_pyplot():
 def test_the_apps_teachers_come_from_one_function(monkeypatch):
     import ktsketch.widgets as wmod
     calls = []
-    def fake(splits, size, *args):
-        calls.append(size)
+    def fake(size, source, splits, *args):
+        calls.append((size, source))
         return wmod.Teacher(3, 3, (4, 4, 4, 4)), wmod.Teacher(1, 1, (4, 4, 4, 4))
     monkeypatch.setattr(wmod, "app_teachers", fake)
-    w = tiny_world(seed=7, n_train=2, n_test=2, n_pool=2, teacher_steps=1)
-    assert calls == [32] and w.photo_teacher.enc_channels[0] == 4
+    w = tiny_world(seed=7, n_train=2, n_test=2)
+    assert calls == [(64, "shipped")] and w.photo_teacher.enc_channels[0] == 4
     wmod._WORLDS.pop(next(k for k in wmod._WORLDS if k[0] == 7))
 
+def test_the_apps_use_the_shipped_teachers(world):
+    from ktsketch.teachers import pretrained
+    assert world.size == 64 and world.teacher_source == "shipped"
+    for k, (teacher, domain) in enumerate(zip(world.teachers, ("photo", "sketch"))):
+        shipped = pretrained(domain, 64)
+        assert teacher.manifest == shipped.manifest and not teacher.training
+        assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), shipped.state_dict().values()))
+        x = world.test_tensors[k]
+        with torch.no_grad(): l1 = float((teacher(x) - x).abs().mean())
+        assert l1 < 1.5 * shipped.manifest["heldout"]["l1"]    # they know these unseen faces (600-step teachers: about 0.09)
+    with pytest.raises(UserError, match="ships teachers for sizes 64, 128"): tiny_world(size=32, n_train=2, n_test=2)
+    with pytest.raises(UserError, match="expected one of shipped, pretrain"): tiny_world(teachers="vgg", n_train=2, n_test=2)
+
+def test_the_apps_can_pretrain_their_teachers_live():
+    from ktsketch.widgets import app_teachers
+    w = tiny_world(seed=3, size=32, n_train=2, n_test=2, teachers="pretrain", n_pool=8, teacher_steps=3, teacher_batch=4)
+    assert w.teacher_source == "pretrain" and [len(t.history) for t in w.teachers] == [3, 3]
+    assert w.train_tensors[0].shape == (2, 3, 32, 32) and all(not p.requires_grad for t in w.teachers for p in t.parameters())
+    assert tiny_world(seed=3, size=32, n_train=2, n_test=2, teachers="pretrain", n_pool=8, teacher_steps=3, teacher_batch=4) is w
+    with pytest.raises(UserError, match="give splits="): app_teachers(64, "pretrain")
+
 def test_tiny_world(world):
-    assert world.train_tensors[0].shape == (6, 3, 32, 32) and world.train_tensors[1].shape == (6, 1, 32, 32)
-    assert world.test_tensors[0].shape == (3, 3, 32, 32) and len(world.test) == 3
+    assert world.train_tensors[0].shape == (6, 3, 64, 64) and world.train_tensors[1].shape == (6, 1, 64, 64)
+    assert world.test_tensors[0].shape == (3, 3, 64, 64) and len(world.test) == 3
     assert isinstance(world.train, PairList) and world.train.get(0).photo.size == (200, 250)
-    assert tiny_world(n_train=6, n_test=3, n_pool=24, teacher_steps=4) is world       # cached
+    assert tiny_world(n_train=6, n_test=3) is world                                 # cached
     assert all(not p.requires_grad for t in world.teachers for p in t.parameters())     # frozen
     train_ids = {world.train.get(i).identity for i in range(len(world.train))}
     assert not train_ids & {world.test.get(i).identity for i in range(len(world.test))}
@@ -181,7 +202,7 @@ def test_dashboard_train_button(world):
 # ---- the sample explorer ----
 def test_explorer(world, trained):
     kt, pixel = trained
-    ex = SampleExplorer(world.test, {"pixel": (pixel.G, pixel.F), "kt": (kt.G, kt.F)}, teachers=world.teachers, size=32)
+    ex = SampleExplorer(world.test, {"pixel": (pixel.G, pixel.F), "kt": (kt.G, kt.F)}, teachers=world.teachers, size=64)
     first, table = ex.image.value, ex.table.value
     assert bytes(first).startswith(PNG) and "kt" in table and "sketch teacher" in table
     scores = ex.scores()
@@ -200,14 +221,14 @@ def test_explorer(world, trained):
 
 def test_explorer_without_teachers_and_bad_input(world, trained):
     kt, _ = trained
-    ex = SampleExplorer(world.test, {"kt": (kt.G, kt.F)}, size=32, index=1)
+    ex = SampleExplorer(world.test, {"kt": (kt.G, kt.F)}, size=64, index=1)
     assert ex.face.value == 1 and list(ex.scores().index) == ["kt"]
-    with pytest.raises(UserError, match="at least one variant"): SampleExplorer(world.test, {}, size=32)
-    with pytest.raises(UserError, match="empty"): SampleExplorer(PairList([]), {"kt": (kt.G, kt.F)}, size=32)
+    with pytest.raises(UserError, match="at least one variant"): SampleExplorer(world.test, {}, size=64)
+    with pytest.raises(UserError, match="empty"): SampleExplorer(PairList([]), {"kt": (kt.G, kt.F)}, size=64)
 
 def test_explorer_reports_a_failing_callback(world, trained):
     kt, _ = trained
-    ex = SampleExplorer(world.test, {"kt": (kt.G, kt.F)}, size=32)
+    ex = SampleExplorer(world.test, {"kt": (kt.G, kt.F)}, size=64)
     ex.panel = lambda i: 1 / 0
     with pytest.raises(ZeroDivisionError): ex.face.value = 1
     assert len(ex.errors) == 1 and "ZeroDivisionError" in ex.error_area.value
@@ -233,7 +254,7 @@ def test_feature_viewer(world, trained):
     assert fv.image.value != first and "<b>L3:" in fv.loss_text.value
     m = fv.maps(2, "F_dec")
     assert len(m["losses"]) == 4 and all(v >= 0 for v in m["losses"])
-    assert m["teacher"][3].shape == m["student"][3].shape == (world.photo_teacher.dec_channels[3], 4, 4)
+    assert m["teacher"][3].shape == m["student"][3].shape == (world.photo_teacher.dec_channels[3], 8, 8)
     fv.level.value = 0                             # fewer channels at level 0: the channel is clamped
     assert fv.channel.value <= fv.channel.max == world.photo_teacher.dec_channels[0] - 1
     assert fv.errors == []
@@ -269,7 +290,7 @@ def test_loss_weight_lab(world):
            ("teacher", 1.0, 0.0, "123", "decoder", 2)
     assert (r[["test_p2s_l1", "train_p2s_l1", "test_s2p_l1", "train_s2p_l1"]] > 0).all().all()
     assert lab.faces.value != faces and set(lab.run_faces) == {1, 2}
-    assert lab.run_faces[2]["G"].shape == (2, 32, 32) and lab.run_faces[2]["F"].shape == (2, 32, 32, 3)
+    assert lab.run_faces[2]["G"].shape == (2, 64, 64) and lab.run_faces[2]["F"].shape == (2, 64, 64, 3)
     for box in lab.levels: box.value = False                                        # an impossible choice
     lab.train_button.click()
     assert len(lab.results) == 3 and "at least one level" in lab.error_area.value and "Traceback" not in lab.error_area.value
@@ -333,7 +354,7 @@ def test_fsim_playground(faces):
 def nlda_data(faces, trained):
     from ktsketch.evaluation import translate_pairs
     kt, _ = trained
-    return translate_pairs(kt.G, kt.F, faces, device="cpu", size=32)
+    return translate_pairs(kt.G, kt.F, faces, device="cpu", size=64)
 
 def test_nlda_split_replays_nlda_recognition(nlda_data):
     d = nlda_data
@@ -433,13 +454,13 @@ def _upload(content, name):
 
 def test_translate_your_image(world, trained):
     kt, _ = trained
-    app = TranslateYourImage(kt.G, kt.F, 32, example=world.train.get(0), n_train=6)
+    app = TranslateYourImage(kt.G, kt.F, 64, example=world.train.get(0), n_train=6)
     empty = app.image.value
     assert app.source is None and "domain gap" in app.note.value and "6 synthetic" in app.note.value
     app.example_button.click()
     assert app.image.value != empty and app.source[0].startswith("astronaut") and app.errors == []
     t = app.translate()
-    assert t["framed"].shape == (250, 200, 3) and t["input"].shape == (32, 32, 3) and t["output"].shape == (250, 200)
+    assert t["framed"].shape == (250, 200, 3) and t["input"].shape == (64, 64, 3) and t["output"].shape == (250, 200)
     shown = app.image.value
     with pytest.raises(UserError, match="notes.txt: not an image"): app.upload.value = (_upload(b"text", "notes.txt"),)
     assert "notes.txt: not an image" in app.error_area.value and "Traceback" not in app.error_area.value
