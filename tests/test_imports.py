@@ -13,7 +13,6 @@ MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem not in ("__init__", 
 INSIDE_FUNCTIONS = {
     ("data", "synthetic"): "01_data: load_dataset('synthetic') imports it only when asked, and tests that its absence is a one-line error",
     ("evaluation", "students"): "06_evaluation (another helper's this round): in_channels / model_cost, to move to the top",
-    ("widgets", "synthetic"): "07_widgets (another helper's this round): tiny_world, to move to the top",
 }
 
 def _sibling(node: ast.AST, names_in_pkg: set) -> list[str]:
