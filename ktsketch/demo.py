@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from .core import UserError, get_device, seed_everything, atomic_write_text, show_grid
 from .runs import (run_data, pool_datasets, TrainTeachers, ShippedTeachers, get_teachers, student_config,
-                           train_students, score_variant, check_out)
-from .teachers import SHIPPED_SIZES, DOMAINS, weights_dir, teacher_filename, shipped_manifest
+                           train_students, score_variant, check_out, shipped_sizes)
+from .teachers import DOMAINS, shipped_manifest
 from .students import UNetGenerator
 from .evaluation import cost_table
 from .report import write_report, Html
@@ -19,9 +19,9 @@ from .pretrain import heldout_faces, reconstruction_scores
 from .ablation import published_finding
 
 # %% auto #0
-__all__ = ['TEACHER_CHOICES', 'SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'shipped_sizes', 'demo_settings', 'check_teachers',
-           'demo_teachers', 'run_demo', 'verdict', 'metrics_table', 'loss_figure', 'faces_figure', 'teachers_note',
-           'write_demo_report', 'demo_cmd']
+__all__ = ['TEACHER_CHOICES', 'SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'demo_settings', 'check_teachers', 'demo_teachers',
+           'run_demo', 'verdict', 'metrics_table', 'loss_figure', 'faces_figure', 'teachers_note', 'write_demo_report',
+           'demo_cmd']
 
 # %% ../nbs/09b_demo.ipynb #7f7a7ee7
 TEACHER_CHOICES = ("shipped", "train")   # the demo's --teachers
@@ -52,10 +52,6 @@ SETTINGS = {
     "gpu":   DemoSettings("gpu", 256, (64, 128, 256, 512), (16, 32, 64, 128), n_pool=2000, n_train=32, n_test=200,
                           teacher_steps=3000, student_steps=4000, batch_size=8, teachers="train"),
 }
-
-def shipped_sizes() -> tuple:
-    "The sizes this installation holds both shipped teachers for (64; 128 once its weights are added)."
-    return tuple(s for s in SHIPPED_SIZES if all((weights_dir() / teacher_filename(d, s)).is_file() for d in DOMAINS))
 
 def demo_settings(quick: bool = False, # the two-minute version
                   device=None, # the device the run will use

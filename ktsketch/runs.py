@@ -15,17 +15,18 @@ from .core import (UserError, get_device, atomic_write, atomic_write_text, load_
                            pad_to_square, tensor_to_uint8)
 from .data import (load_dataset, DataSplits, UnpairedDataset, FolderImageSource, PairSideSource, list_images,
                            fit_to_frame, resize_square, square_to_original)
-from .teachers import pretrain_teachers, save_teacher, load_teacher, pretrained, SMALL_WIDTHS
+from .teachers import (pretrain_teachers, save_teacher, load_teacher, pretrained, SMALL_WIDTHS, SHIPPED_SIZES,
+                               DOMAINS, weights_dir, teacher_filename)
 from .transfer import (TrainConfig, Trainer, PRESETS, transfer_streams, load_checkpoint, load_generators,
                                translate)
 from .evaluation import evaluate, nlda_recognition, to_gray_uint8
 
 # %% auto #0
 __all__ = ['TEACHER_FILES', 'MIN_SIZE', 'MAX_SYNTHETIC_PAIRS', 'RUN_DEFAULTS', 'run_data', 'teacher_pools', 'TensorItems',
-           'materialize', 'pool_datasets', 'TrainTeachers', 'ShippedTeachers', 'load_teacher_pair', 'teacher_source',
-           'get_teachers', 'student_config', 'train_students', 'resume_students', 'score_variant', 'StudentRun',
-           'check_out', 'check_run_options', 'train_run', 'find_checkpoint', 'image_files', 'output_names',
-           'translate_files']
+           'materialize', 'pool_datasets', 'TrainTeachers', 'ShippedTeachers', 'shipped_sizes', 'check_shipped',
+           'load_teacher_pair', 'teacher_source', 'get_teachers', 'student_config', 'train_students', 'resume_students',
+           'score_variant', 'StudentRun', 'check_out', 'check_run_options', 'train_run', 'find_checkpoint',
+           'image_files', 'output_names', 'translate_files']
 
 # %% ../nbs/06b_runs.ipynb #bd13e824
 def run_data(data: str = "synthetic", # synthetic, cufs, cufsf, or the folder of a data set
@@ -96,6 +97,17 @@ class TrainTeachers:
 class ShippedTeachers:
     "A teacher source: the teachers shipped in the package (`teachers.pretrained`), trained once at length on the built-in faces."
     size: int = 64                 # the square size they were trained at: 64 or 128
+
+def shipped_sizes() -> tuple:
+    "The sizes this installation holds both shipped teachers for (64; 128 once its weights are added)."
+    return tuple(s for s in SHIPPED_SIZES if all((weights_dir() / teacher_filename(d, s)).is_file() for d in DOMAINS))
+
+def check_shipped(size: int, flag: str = "--teachers shipped"):
+    "Refuse, before any work, shipped teachers at a size this installation has none for: one line naming what to change."
+    if size in shipped_sizes(): return
+    have = ", ".join(f"{n}x{n}" for n in shipped_sizes()) or "none"
+    raise UserError(f"{flag}: this installation ships teachers at {have} only, not {size}x{size}; use one of those "
+                    f"sizes (--size), or leave --teachers out to pre-train teachers at {size}x{size} in the run")
 
 def load_teacher_pair(folder, # a folder holding TEACHER_FILES (a run's teachers/)
                      ) -> tuple: # (photo_teacher, sketch_teacher), frozen
@@ -272,6 +284,8 @@ def train_run(out, # the run folder: teachers/, checkpoint.pt, history.csv, test
         if ckpt.exists(): raise UserError(f"--out {out} holds a run already: add --resume, or choose another folder")
         start = {k: RUN_DEFAULTS[k] if v is None else v for k, v in given.items()}
     seed = start["seed"]
+    if isinstance(teachers, ShippedTeachers):   # shipped teachers are the run's size, whatever the caller guessed
+        check_shipped(start["size"]); teachers = ShippedTeachers(start["size"])
     splits = run_data(data, root, seed, **(dict(n_train=pairs, n_test=test_pairs) if data == "synthetic" else {}))
     log(splits.report.text() if hasattr(splits.report, "text") else splits.report)
     n_steps = steps if steps is not None else (epochs * math.ceil(len(splits.train) / start["batch_size"]) if epochs else None)

@@ -68,6 +68,7 @@ def test_translate_a_folder_with_the_demo_run(demo_run, tmp_path):
     (["demo", "--teacher_steps", "10"], "--teacher_steps: only with --teachers train"),
     (["demo", "--pairs", "0"], "--pairs 0: must be at least 1"),
     (["translate", "a.png", "--checkpoint", "x", "--out", "o", "--threads", "0"], "--threads 0: must be at least 1"),
+    (["train", "--teachers", "shipped", "--size", "96", "--out", "x"], "--teachers shipped: this installation ships teachers at 64x64"),
     (["train", "--preset", "kt"], "--out is required"),
     (["train", "--preset", "magic", "--out", "x"], "expected one of"),
     (["train", "--data", "/no/such/folder", "--out", "x"], "/no/such/folder"),
