@@ -11,10 +11,11 @@ from fastcore.script import anno_parser, Param
 from . import __version__
 from .core import UserError, get_device
 from .teachers import FULL_WIDTHS, SMALL_WIDTHS
+from .transfer import TrainingInterrupted
 from .runs import TrainTeachers, teacher_source, train_run, translate_files
 
 # %% auto #0
-__all__ = ['COMMANDS', 'REQUIRED', 'info', 'main', 'train', 'translate']
+__all__ = ['COMMANDS', 'REQUIRED', 'COMPUTES', 'info', 'default_threads', 'main', 'train', 'translate']
 
 # %% ../nbs/08_cli.ipynb #e0291a26
 def info(device: str = "auto", # the device to check: auto, cpu, cuda or mps
@@ -27,7 +28,7 @@ def info(device: str = "auto", # the device to check: auto, cpu, cuda or mps
     print(f"device   {dev}")
 
 # %% ../nbs/08_cli.ipynb #3eb320b2
-import warnings
+import inspect, os, warnings
 from . import __version__
 
 COMMANDS = {
@@ -47,6 +48,15 @@ REQUIRED = {   # options a command cannot run without: --help shows them as requ
     "data": ("root",), "eval": ("pred", "gt"), "train": ("out",), "translate": ("checkpoint", "out"), "ablate": ("out",),
     "pretrain": ("out",), "align": ("in_dir", "out"),
 }
+
+COMPUTES = ("eval", "bench", "demo", "train", "translate", "ablate", "pretrain", "lab")   # they get --threads
+
+def default_threads() -> int:
+    "torch's CPU threads when --threads is not given: OMP_NUM_THREADS if set, else half the cores this process may use, at least 1."
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0: return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // 2)
 
 def _command(name):
     mod, fn = COMMANDS[name]
@@ -102,6 +112,10 @@ def main(argv: list[str] | None = None, # the arguments after `ktsketch`; defaul
     try: func = _command(name)
     except ImportError as e: return _fail(prog, f"this command cannot be loaded ({e}): reinstall ktsketch with its dependencies")
     parser = anno_parser(func, prog=prog)
+    own_threads = "threads" in inspect.signature(func).parameters       # bench, pretrain: they read --threads themselves
+    if name in COMPUTES and not own_threads:
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS if "
+                            "set, else half the cores, at least 1: 1 on a 2-core laptop)")
     _mark_required(parser, REQUIRED.get(name, ()))
     def _error(msg): print(f"{prog}: error: {msg} (see {prog} --help)", file=sys.stderr); raise _Exit2()
     parser.error = _error
@@ -109,40 +123,54 @@ def main(argv: list[str] | None = None, # the arguments after `ktsketch`; defaul
     except _Exit2: return 2
     except SystemExit as e: return int(e.code or 0)   # --help
     ns.pop("pdb", None); ns.pop("xtra", None)
+    threads = None if own_threads else ns.pop("threads", None)
+    if threads is not None and threads < 1: return _fail(prog, f"--threads {threads}: must be at least 1")
+    before = torch.get_num_threads()
+    if name in COMPUTES:
+        torch.set_num_threads(threads or default_threads())
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads or default_threads()))   # for the processes it starts
     with warnings.catch_warnings():                    # restores the caller's warning display afterwards
         warnings.showwarning = _warning_line(prog)
         try: status = func(**ns)
         except UserError as e: return _fail(prog, str(e))
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted", file=sys.stderr); return 130
+        except KeyboardInterrupt as e:
+            print(f"{prog}: interrupted{' ' + ' '.join(str(e).split()) if str(e) else ''}", file=sys.stderr); return 130
+        finally: torch.set_num_threads(before)
     return int(status or 0)
 
 # %% ../nbs/08_cli.ipynb #4642715c
 def train(data: str = "synthetic", # synthetic, cufs, cufsf, or a data set folder
           root: str = None, # the data set folder for cufs/cufsf (for synthetic: an optional PNG cache folder)
-          preset: str = "kt", # kt, pixel, teacher, mutual, kt_gan or pix2pix
+          preset: str = None, # kt (default), pixel, teacher, mutual, kt_gan or pix2pix; a resumed run keeps its own
           out: str = None, # the run folder (required): checkpoint.pt, history.csv, metrics.json, test PNGs
           epochs: int = None, # passes over the training pairs (default: the preset's step count)
           steps: int = None, # optimisation steps in total (instead of --epochs)
-          size: int = 256, # the square size the networks see (256: full size; 64 or 128 for a CPU)
-          batch_size: int = 4, # pairs per step
-          teachers: str = None, # a folder with photo_teacher.pt and sketch_teacher.pt to reuse (e.g. RUN/teachers)
+          size: int = None, # the square size the networks see (default 256: full size; 64 or 128 for a CPU)
+          batch_size: int = None, # pairs per step (default 4)
+          teachers: str = None, # shipped (the package's, at --size 64), or a folder with photo_teacher.pt and sketch_teacher.pt (e.g. RUN/teachers); default: pre-train here
           photo_pool: str = None, # a folder of unpaired photos for the photo teacher
           sketch_pool: str = None, # a folder of unpaired sketches for the sketch teacher
           teacher_steps: int = 2000, # pre-training steps per teacher (when they are trained here)
           small_teachers: bool = False, # CPU-sized teacher widths (16-128) instead of VGG-19's (64-512)
-          resume: bool = False, # continue the run in --out from its checkpoint
+          resume: bool = False, # continue the run in --out from its checkpoint (with its own preset, size, batch size, seed)
+          checkpoint_seconds: float = 120, # write a checkpoint at least this often, in seconds (0: every 500 steps only)
           pairs: int = 32, # synthetic data only: training pairs
           test_pairs: int = 200, # synthetic data only: test pairs
           device: str = "auto", # auto, cpu, cuda or mps
-          seed: int = 0, # the run's seed
+          seed: int = None, # the run's seed (default 0; for synthetic data it also picks the faces)
          ):
     "Train the two students on a data set with a preset, then score them on its test split."
     if out is None: raise UserError("--out is required: the folder the run is written to")
-    source = teacher_source(teachers, TrainTeachers(SMALL_WIDTHS if small_teachers else FULL_WIDTHS, teacher_steps, seed=seed))
-    run = train_run(out, data, root, preset, source, steps=steps, epochs=epochs, size=size, batch_size=batch_size, seed=seed,
-                    photo_pool=photo_pool, sketch_pool=sketch_pool, resume=resume, pairs=pairs, test_pairs=test_pairs,
-                    device=device)
+    if checkpoint_seconds < 0: raise UserError(f"--checkpoint_seconds {checkpoint_seconds}: must be 0 or more")
+    if teacher_steps < 1: raise UserError(f"--teacher_steps {teacher_steps}: must be at least 1")
+    source = teacher_source(teachers, TrainTeachers(SMALL_WIDTHS if small_teachers else FULL_WIDTHS, teacher_steps,
+                                                    seed=seed or 0))
+    try:
+        run = train_run(out, data, root, preset, source, steps=steps, epochs=epochs, size=size, batch_size=batch_size,
+                        seed=seed, photo_pool=photo_pool, sketch_pool=sketch_pool, resume=resume, pairs=pairs,
+                        test_pairs=test_pairs, device=device, **({} if resume else dict(ckpt_seconds=checkpoint_seconds)))
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(f"{e}: continue with ktsketch train --out {out} --resume") from None
     if run.metrics is None: print(f"stopped at step {run.trainer.step}; checkpoint {run.trainer.last_checkpoint}"); return 0
     p, s = run.metrics["p2s"], run.metrics["s2p"]
     print(f"{run.metrics['preset']}: p2s FSIM {p['fsim']:.4f} SSIM {p['ssim']:.4f} NLDA {p['nlda']:.3f} | "
@@ -161,6 +189,6 @@ def translate(inputs: Param("images or folders of images to translate", str, opt
     "Translate images with a trained run: photos to sketches (p2s) or sketches to photos (s2p), PNG out."
     if checkpoint is None: raise UserError("--checkpoint is required: a run folder or checkpoint file")
     if out is None: raise UserError("--out is required: the folder for the translated PNGs")
-    written = translate_files(inputs, checkpoint, out, direction, device, batch_size)
+    written = translate_files(inputs, checkpoint, out, direction, device, batch_size, log=print)
     print(f"{len(written)} image(s) -> {out}")
     return 0

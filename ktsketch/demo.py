@@ -4,38 +4,45 @@
 
 # %% ../nbs/09b_demo.ipynb #44f2ea6f
 from __future__ import annotations
-import json, time, datetime, platform, html
+import json, time, datetime, platform, html, os
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import torch
 from .core import UserError, get_device, seed_everything, atomic_write_text, show_grid
-from .runs import run_data, pool_datasets, TrainTeachers, get_teachers, student_config, train_students, score_variant
-from .students import bench_models
+from .runs import (run_data, pool_datasets, TrainTeachers, ShippedTeachers, get_teachers, student_config,
+                           train_students, score_variant, check_out, shipped_sizes)
+from .teachers import DOMAINS, shipped_manifest
+from .students import UNetGenerator
 from .evaluation import cost_table
 from .report import write_report, Html
+from .pretrain import heldout_faces, reconstruction_scores
 from .ablation import published_finding
 
 # %% auto #0
-__all__ = ['SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'demo_settings', 'run_demo', 'verdict', 'metrics_table', 'loss_figure',
-           'faces_figure', 'write_demo_report', 'demo_cmd']
+__all__ = ['TEACHER_CHOICES', 'SETTINGS', 'VARIANTS', 'IDEA', 'DemoSettings', 'demo_settings', 'check_teachers', 'demo_teachers',
+           'run_demo', 'verdict', 'metrics_table', 'loss_figure', 'faces_figure', 'teachers_note', 'write_demo_report',
+           'demo_cmd']
 
 # %% ../nbs/09b_demo.ipynb #7f7a7ee7
+TEACHER_CHOICES = ("shipped", "train")   # the demo's --teachers
+
 @dataclass
 class DemoSettings:
     "Sizes and budgets of one demo run."
     name: str                    # "quick", "cpu" or "gpu"
     size: int                    # the square size the networks see (256 is the real one)
-    teacher_widths: tuple        # teacher widths per level
+    teacher_widths: tuple        # teacher widths per level (teachers="train"; shipped ones have their own)
     student_widths: tuple        # student widths per level
-    n_pool: int                  # unpaired images in each teacher pool
+    n_pool: int                  # unpaired images in each teacher pool (teachers="train")
     n_train: int                 # training pairs (the "few pairs")
     n_test: int                  # test pairs
-    teacher_steps: int           # pre-training steps per teacher
+    teacher_steps: int           # pre-training steps per teacher (teachers="train")
     student_steps: int           # training steps per variant (pixel, kt)
     batch_size: int = 8          # pairs per student step
     teacher_batch: int = 16      # images per teacher step
     nlda_splits: int = 20        # random splits of the NLDA protocol
     cost_size: int = 256         # the image size of the report's cost table
+    teachers: str = "shipped"    # "shipped": the package's teachers; "train": pre-trained here, on the pools
 
 SETTINGS = {
     "quick": DemoSettings("quick", 64, (16, 32, 64, 128), (8, 16, 32, 64), n_pool=256, n_train=16, n_test=48,
@@ -43,7 +50,7 @@ SETTINGS = {
     "cpu":   DemoSettings("cpu", 64, (16, 32, 64, 128), (8, 16, 32, 64), n_pool=800, n_train=16, n_test=100,
                           teacher_steps=300, student_steps=600),
     "gpu":   DemoSettings("gpu", 256, (64, 128, 256, 512), (16, 32, 64, 128), n_pool=2000, n_train=32, n_test=200,
-                          teacher_steps=3000, student_steps=4000, batch_size=8),
+                          teacher_steps=3000, student_steps=4000, batch_size=8, teachers="train"),
 }
 
 def demo_settings(quick: bool = False, # the two-minute version
@@ -53,6 +60,15 @@ def demo_settings(quick: bool = False, # the two-minute version
     if quick: return SETTINGS["quick"]
     return SETTINGS["gpu" if get_device(device).type == "cuda" else "cpu"]
 
+def check_teachers(s: DemoSettings) -> None:
+    "Refuse, before any work, settings whose teachers cannot be had: an unknown source, or no shipped teachers at the size."
+    if s.teachers not in TEACHER_CHOICES:
+        raise UserError(f"--teachers {s.teachers!r}: expected {' or '.join(TEACHER_CHOICES)}")
+    if s.teachers == "shipped" and s.size not in shipped_sizes():
+        have = ", ".join(f"{n}x{n}" for n in shipped_sizes()) or "none"
+        raise UserError(f"--size {s.size}: this installation ships teachers at {have} only; use one of those sizes, "
+                        f"or add --teachers train to pre-train teachers at {s.size}x{s.size} in this run")
+
 # %% ../nbs/09b_demo.ipynb #221baa80
 VARIANTS = ("pixel", "kt")
 
@@ -60,11 +76,29 @@ def _default_out() -> Path:
     return Path("runs") / f"demo-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 def _check_out(out) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise UserError(f"--out {out}: exists and is not a folder")
+    out = check_out(out)
     if out.exists() and (out / "metrics.json").exists():
         raise UserError(f"--out {out}: holds an earlier run (metrics.json); choose another folder, nothing was overwritten")
     return out
+
+def demo_teachers(s: DemoSettings, splits, out: Path, dev, seed: int, progress: bool = True) -> tuple:
+    "The run's teachers and what the report says of them: the shipped ones with their manifests, or ones pre-trained here."
+    if s.teachers == "shipped":
+        pair = get_teachers(ShippedTeachers(s.size), device=dev)
+        info = dict(source="shipped", size=s.size, **{d: dict(file=t.manifest["file"], steps=t.manifest["recipe"]["steps"],
+                    widths=list(t.config["widths"]), heldout_l1=t.manifest["heldout"]["l1"],
+                    heldout_fsim=t.manifest["heldout"]["fsim"], heldout_faces=len(t.manifest["heldout"]["worlds"]) *
+                    t.manifest["heldout"]["faces_per_world"], sha256=t.manifest["sha256"]) for d, t in zip(DOMAINS, pair)})
+        return pair, info
+    pools = pool_datasets(splits.photo_pool, splits.sketch_pool, s.size, progress=progress)
+    pair = get_teachers(TrainTeachers(s.teacher_widths, s.teacher_steps, s.teacher_batch, seed), pools,
+                        save_to=out / "teachers", device=dev, progress=progress)
+    info = dict(source="train", size=s.size, folder="teachers")
+    for d, t in zip(DOMAINS, pair):   # scored like the shipped ones, on fewer held-out faces (50 per world, not 200)
+        faces = heldout_faces(d, s.size, n=50)
+        info[d] = dict(steps=s.teacher_steps, widths=list(t.config["widths"]), pool_images=s.n_pool,
+                       heldout_l1=round(reconstruction_scores(t, faces, fsim=False)["l1"], 5), heldout_faces=len(faces))
+    return pair, info
 
 def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must not hold an earlier run
              quick: bool = False, # the two-minute version
@@ -74,19 +108,21 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
              progress: bool = True, # progress bars
              log=print, # where the short status lines go
             ) -> dict: # the content of metrics.json
-    "Pre-train teachers, train `pixel` and `kt` students on few synthetic pairs, score them, write a report."
+    "Get the teachers (shipped, or pre-trained here), train `pixel` and `kt` students on few synthetic pairs, score them, write a report."
     t_start = time.perf_counter()
     dev = get_device(device)
     s = settings or demo_settings(quick, dev)
+    check_teachers(s)
     out = _check_out(out if out is not None else _default_out())
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    log(f"ktsketch demo ({s.name}: {s.size}x{s.size}, {s.n_train} training pairs, {s.n_test} test pairs) on {dev} -> {out}")
-    splits = run_data("synthetic", seed=seed, n_train=s.n_train, n_val=0, n_test=s.n_test, n_pool=s.n_pool)
-    # 1. teachers, on unpaired pools drawn into memory
-    pools = pool_datasets(splits.photo_pool, splits.sketch_pool, s.size, progress=progress)
-    teachers = get_teachers(TrainTeachers(s.teacher_widths, s.teacher_steps, s.teacher_batch, seed), pools,
-                            save_to=out / "teachers", device=dev, progress=progress)
+    log(f"ktsketch demo ({s.name}: {s.size}x{s.size}, {s.n_train} training pairs, {s.n_test} test pairs, "
+        f"{'shipped teachers' if s.teachers == 'shipped' else f'teachers pre-trained here ({s.teacher_steps} steps)'}) "
+        f"on {dev} -> {out}")
+    splits = run_data("synthetic", seed=seed, n_train=s.n_train, n_val=0, n_test=s.n_test,
+                      n_pool=s.n_pool if s.teachers == "train" else 0)
+    # 1. teachers: shipped, or pre-trained on unpaired pools drawn into memory
+    teachers, teacher_info = demo_teachers(s, splits, out, dev, seed, progress)
     # 2. students: the same pairs, seed and budget; only the loss differs
     trainers, metrics, frames, images = {}, {}, {}, {}
     for variant in VARIANTS:
@@ -97,14 +133,15 @@ def run_demo(out=None, # the run folder (default runs/demo-<timestamp>); must no
         metrics[variant], frames[variant], images[variant] = score_variant(
             tr.G, tr.F, splits.test, s.size, out_dir=out / variant / "test", device=dev, nlda_splits=s.nlda_splits)
         log(f"  {variant:<6} p2s FSIM {metrics[variant]['p2s']['fsim']:.4f}  s2p FSIM {metrics[variant]['s2p']['fsim']:.4f}")
-    result = dict(out=str(out), variants=metrics, train_pairs=s.n_train, test_pairs=s.n_test, pool_images=s.n_pool,
+    result = dict(out=str(out), variants=metrics, train_pairs=s.n_train, test_pairs=s.n_test,
+                  pool_images=s.n_pool if s.teachers == "train" else 0, teachers=teacher_info,
                   device=str(dev), seed=seed, settings=asdict(s), seconds=round(time.perf_counter() - t_start, 1),
-                  torch=torch.__version__, python=platform.python_version())
+                  threads=torch.get_num_threads(), torch=torch.__version__, python=platform.python_version())
     result["verdict"] = verdict(metrics)
     result["ablation_finding"] = published_finding("p2s_fsim")   # what the controlled, 3-seed experiment found
     atomic_write_text(json.dumps(result, indent=1), out / "metrics.json")
     # 4. the report
-    write_demo_report(out, result, trainers, images, s)
+    write_demo_report(out, result, trainers, images, s, teachers)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_text(json.dumps(result, indent=1), out / "metrics.json")
     return result
@@ -145,64 +182,107 @@ def loss_figure(trainers: dict):
     fig.tight_layout()
     return fig
 
-def faces_figure(images: dict, n: int = 4):
-    "Test faces: photo, true sketch, pixel and kt sketches; then sketch, true photo, pixel and kt photos."
+def faces_figure(images: dict, n: int = 4,
+                 direction: str | None = None, # "p2s" or "s2p" for one direction; None: both (p2s rows first)
+                ):
+    "Test faces: photo, true sketch, pixel and kt sketches; and/or sketch, true photo, pixel and kt photos."
     rows, labels = [], []
     first = next(iter(images.values()))
-    for i in range(min(n, len(first["names"]))):
-        rows.append([first["photos"][i], first["sketches"][i]] + [images[v]["fake_sketches"][i] for v in images])
-        labels.append(first["names"][i])
-    for i in range(min(n, len(first["names"]))):
-        rows.append([first["sketches"][i], first["photos"][i]] + [images[v]["fake_photos"][i] for v in images])
-        labels.append(first["names"][i])
+    k = min(n, len(first["names"]))
+    if direction in (None, "p2s"):
+        for i in range(k):
+            rows.append([first["photos"][i], first["sketches"][i]] + [images[v]["fake_sketches"][i] for v in images])
+            labels.append(first["names"][i])
+    if direction in (None, "s2p"):
+        for i in range(k):
+            rows.append([first["sketches"][i], first["photos"][i]] + [images[v]["fake_photos"][i] for v in images])
+            labels.append(first["names"][i])
     cols = ["input", "ground truth"] + list(images)
-    return show_grid(rows, row_labels=labels, col_labels=cols,
-                     title="Held-out faces: photo->sketch (top rows), sketch->photo (bottom rows)")
+    title = {None: "Held-out faces: photo->sketch (top rows), sketch->photo (bottom rows)",
+             "p2s": "Held-out faces: photo -> sketch", "s2p": "Held-out faces: sketch -> photo"}[direction]
+    return show_grid(rows, row_labels=labels, col_labels=cols, title=title)
 
-def write_demo_report(out, result: dict, trainers: dict, images: dict, s: DemoSettings) -> Path:
+def teachers_note(info: dict) -> str:
+    "One paragraph on the run's teachers: where they came from and their held-out reconstruction L1 (the manifests' figure)."
+    p, s = info["photo"], info["sketch"]
+    scores = (f"held-out reconstruction L1 {p['heldout_l1']:.4f} (photo) and {s['heldout_l1']:.4f} (sketch), in [-1, 1] "
+              f"units on {p['heldout_faces']} faces of synthetic worlds they never saw")
+    if info["source"] == "shipped":
+        return (f"Shipped teachers ({p['file']}, {s['file']}, from `ktsketch.teachers.pretrained`): trained once, "
+                f"{p['steps']} steps each at {info['size']}x{info['size']}, widths {tuple(p['widths'])}; their manifests "
+                f"give {scores}. None of this run's time went into pre-training; `ktsketch demo --teachers train` "
+                "pre-trains them live instead.")
+    return (f"Teachers pre-trained in this run (`--teachers train`): {p['steps']} steps each on {p['pool_images']} "
+            f"unpaired images per domain at {info['size']}x{info['size']}, widths {tuple(p['widths'])}, saved in "
+            f"{info['folder']}/; {scores}. The shipped teachers score about 0.045 and 0.039 on the same measure.")
+
+def write_demo_report(out, result: dict, trainers: dict, images: dict, s: DemoSettings,
+                      teachers=None, # the (photo, sketch) teachers the run used: the cost table measures them
+                     ) -> Path:
     "Write `out/report.html` for a demo run."
-    cost = cost_table(bench_models(s.cost_size), size=s.cost_size, repeats=1)[["params (M)", "GMACs"]]
+    models = {}
+    if teachers is not None: models["teacher (photo, this run's)"] = teachers[0]
+    models["student G (this run's)"] = trainers["kt"].G
+    models["pix2pix U-Net generator"] = UNetGenerator(3, 1, n_downs=min(8, s.cost_size.bit_length() - 1))
+    cost = cost_table(models, size=s.cost_size, repeats=1)[["params (M)", "GMACs"]]
     settings_note = (f"Settings '{s.name}': images {s.size}x{s.size} (the networks' real size is 256x256; "
-                     f"{'full size' if s.size == 256 else 'shrunk to fit a CPU budget'}), teacher widths "
-                     f"{s.teacher_widths}, student widths {s.student_widths}, {s.n_pool} unpaired images per teacher "
-                     f"pool, {s.teacher_steps} teacher steps, {s.student_steps} student steps per variant, "
+                     f"{'full size' if s.size == 256 else 'shrunk to fit a CPU budget'}), teachers "
+                     f"{'shipped' if s.teachers == 'shipped' else f'pre-trained here, widths {s.teacher_widths}, {s.n_pool} unpaired images per pool, {s.teacher_steps} steps'}, "
+                     f"student widths {s.student_widths}, {s.student_steps} student steps per variant, "
                      f"{s.n_train} training pairs, {s.n_test} test pairs, seed {result['seed']}, device "
-                     f"{result['device']}, {result['seconds']:.0f} s in all. FSIM and SSIM are computed on the "
-                     "250x200 grayscale crop (outputs are resized back to 256 and cropped exactly).")
+                     f"{result['device']} ({result.get('threads', '?')} torch threads), {result['seconds']:.0f} s in all. "
+                     "FSIM and SSIM are computed on the 250x200 grayscale crop (outputs are resized back to 256 and "
+                     "cropped exactly).")
     blocks = [("The idea", IDEA),
               ("What this run found", Html(f"<p class='note'>{html.escape(result['verdict'])}</p>")),
               ("What the controlled experiment found", Html(f"<p class='note'>{html.escape(result.get('ablation_finding', ''))}</p>")),
               ("Scores on held-out faces", [metrics_table(result["variants"]),
                f"NLDA chance level: {result['variants']['pixel']['nlda_chance']:.3f}. FSIM/SSIM: mean over "
                f"{result['test_pairs']} test pairs; s2p FSIM is on grayscale, FSIMc on colour."]),
-              ("Faces", faces_figure(images)),
+              ("Photo -> sketch", faces_figure(images, direction="p2s")),
+              ("Sketch -> photo", faces_figure(images, direction="s2p")),
+              ("Teachers", teachers_note(result["teachers"])),
               ("Training", loss_figure(trainers)),
-              (f"Cost at {s.cost_size}x{s.cost_size} (per image)", [cost, "Teacher at VGG-19 widths, the default student, pix2pix's U-Net generator; `ktsketch bench` also times them."]),
+              (f"Cost at {s.cost_size}x{s.cost_size} (per image)", [cost, "The networks this run used, at the "
+               "widths it used, and pix2pix's U-Net generator for comparison; `ktsketch bench` times the VGG-width "
+               "teacher, the default student and pix2pix."]),
               ("Settings", settings_note)]
     return write_report(Path(out) / "report.html", "ktsketch demo: knowledge transfer on synthetic faces", blocks,
-                        subtitle=f"ktsketch demo --seed {result['seed']}{' --quick' if s.name.startswith('quick') else ''}")
+                        subtitle=f"ktsketch demo --seed {result['seed']}{' --quick' if s.name.startswith('quick') else ''}"
+                                 f"{' --teachers train' if s.teachers == 'train' else ''}")
 
 # %% ../nbs/09b_demo.ipynb #f243e18d
+_FLAGS = dict(size="--size", student_steps="--steps", teacher_steps="--teacher_steps", n_train="--pairs",
+              n_test="--test_pairs", n_pool="--pool")   # DemoSettings field -> the demo's flag
+
 def demo_cmd(out: str = None, # the run folder (default runs/demo-<timestamp>); an earlier run is never overwritten
              quick: bool = False, # the two-minute CPU version (64x64 images, few steps)
+             teachers: str = None, # shipped (the package's teachers, the CPU default) or train (pre-train them here)
              device: str = "auto", # auto, cpu, cuda or mps
              seed: int = 0, # the run's seed: the same seed on a CPU gives the same metrics
-             size: int = None, # override: the square image size (divisible by 8)
+             size: int = None, # override: the square image size (divisible by 8, at least 32; shipped teachers: 64)
              steps: int = None, # override: student steps per variant
-             teacher_steps: int = None, # override: pre-training steps per teacher
+             teacher_steps: int = None, # override: pre-training steps per teacher (with --teachers train)
              pairs: int = None, # override: training pairs
              test_pairs: int = None, # override: test pairs (at least 4, for NLDA)
-             pool: int = None, # override: unpaired images per teacher pool
+             pool: int = None, # override: unpaired images per teacher pool (with --teachers train)
             ):
     "Run the whole method on the built-in synthetic faces and write metrics.json and report.html."
     s = demo_settings(quick, device)
+    if teachers is not None: s = replace(s, teachers=teachers)
     over = {k: v for k, v in dict(size=size, student_steps=steps, teacher_steps=teacher_steps, n_train=pairs,
                                   n_test=test_pairs, n_pool=pool).items() if v is not None}
     for k, v in over.items():
-        if v < 1: raise UserError(f"--{k}: must be at least 1, got {v}")
-    if size is not None and size % 8: raise UserError(f"--size {size}: must be divisible by 8")
+        if v < 1: raise UserError(f"{_FLAGS[k]} {v}: must be at least 1")
+    if size is not None and (size % 8 or size < 32):
+        raise UserError(f"--size {size}: must be divisible by 8 and at least 32 (the students halve it three times)")
     if test_pairs is not None and test_pairs < 4: raise UserError(f"--test_pairs {test_pairs}: NLDA needs at least 4")
     if over: s = replace(s, name=s.name + "+overrides", cost_size=256 if s.size >= 64 and (size or 64) >= 64 else (size or s.size), **over)
+    check_teachers(s)
+    if s.teachers == "shipped" and (teacher_steps is not None or pool is not None):
+        raise UserError(f"{'--teacher_steps' if teacher_steps is not None else '--pool'}: only with --teachers train "
+                        "(the shipped teachers are already trained)")
+    out = _check_out(out if out is not None else _default_out())   # before any work
     res = run_demo(out, device=device, seed=seed, settings=s)
     print()
     print(metrics_table(res["variants"]).to_string(float_format=lambda v: f"{v:.4f}"))

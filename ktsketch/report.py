@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_report.ipynb #d2e5cae9
 from __future__ import annotations
-import base64, html, io, datetime
+import base64, html, io, datetime, re
 from pathlib import Path
 from .core import atomic_write_text
 
@@ -35,14 +35,19 @@ body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:
 h1{font-size:1.7em;margin-bottom:.2em} h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+code{background:#f3f3f3;padding:0 .25em;border-radius:3px;font-size:.92em}
 img{max-width:100%;height:auto;display:block;margin:.6em 0} .meta{color:#666;font-size:.9em} .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em .8em}
 """
+
+def _inline_code(escaped: str) -> str:
+    "Markdown's `code` spans as <code>, in text already escaped: prose may name a command or a file without showing backticks."
+    return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
 def _render(content) -> str:
     if content is None: return ""
     if isinstance(content, Html): return str(content)
     if isinstance(content, str):
-        return "\n".join(f"<p>{html.escape(p.strip())}</p>" for p in content.split("\n\n") if p.strip())
+        return "\n".join(f"<p>{_inline_code(html.escape(p.strip()))}</p>" for p in content.split("\n\n") if p.strip())
     if isinstance(content, (list, tuple)): return "\n".join(_render(c) for c in content)
     if hasattr(content, "to_html"):   # a pandas DataFrame or Styler
         return content.to_html(float_format=lambda v: f"{v:.4f}", border=0) if hasattr(content, "to_numpy") else content.to_html()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_runs.ipynb #f86a9add
 from __future__ import annotations
-import json, math
+import json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -15,16 +15,18 @@ from .core import (UserError, get_device, atomic_write, atomic_write_text, load_
                            pad_to_square, tensor_to_uint8)
 from .data import (load_dataset, DataSplits, UnpairedDataset, FolderImageSource, PairSideSource, list_images,
                            fit_to_frame, resize_square, square_to_original)
-from .teachers import pretrain_teachers, save_teacher, load_teacher, pretrained, SMALL_WIDTHS
+from .teachers import (pretrain_teachers, save_teacher, load_teacher, pretrained, SMALL_WIDTHS, SHIPPED_SIZES,
+                               DOMAINS, weights_dir, teacher_filename)
 from .transfer import (TrainConfig, Trainer, PRESETS, transfer_streams, load_checkpoint, load_generators,
                                translate)
 from .evaluation import evaluate, nlda_recognition, to_gray_uint8
 
 # %% auto #0
-__all__ = ['TEACHER_FILES', 'run_data', 'teacher_pools', 'TensorItems', 'materialize', 'pool_datasets', 'TrainTeachers',
-           'ShippedTeachers', 'load_teacher_pair', 'teacher_source', 'get_teachers', 'student_config', 'train_students',
-           'resume_students', 'score_variant', 'StudentRun', 'train_run', 'find_checkpoint', 'image_files',
-           'translate_files']
+__all__ = ['TEACHER_FILES', 'MIN_SIZE', 'MAX_SYNTHETIC_PAIRS', 'RUN_DEFAULTS', 'run_data', 'teacher_pools', 'TensorItems',
+           'materialize', 'pool_datasets', 'TrainTeachers', 'ShippedTeachers', 'shipped_sizes', 'check_shipped',
+           'load_teacher_pair', 'teacher_source', 'get_teachers', 'student_config', 'train_students', 'resume_students',
+           'score_variant', 'StudentRun', 'check_out', 'check_run_options', 'train_run', 'find_checkpoint',
+           'image_files', 'output_names', 'translate_files']
 
 # %% ../nbs/06b_runs.ipynb #bd13e824
 def run_data(data: str = "synthetic", # synthetic, cufs, cufsf, or the folder of a data set
@@ -96,6 +98,17 @@ class ShippedTeachers:
     "A teacher source: the teachers shipped in the package (`teachers.pretrained`), trained once at length on the built-in faces."
     size: int = 64                 # the square size they were trained at: 64 or 128
 
+def shipped_sizes() -> tuple:
+    "The sizes this installation holds both shipped teachers for (64; 128 once its weights are added)."
+    return tuple(s for s in SHIPPED_SIZES if all((weights_dir() / teacher_filename(d, s)).is_file() for d in DOMAINS))
+
+def check_shipped(size: int, flag: str = "--teachers shipped"):
+    "Refuse, before any work, shipped teachers at a size this installation has none for: one line naming what to change."
+    if size in shipped_sizes(): return
+    have = ", ".join(f"{n}x{n}" for n in shipped_sizes()) or "none"
+    raise UserError(f"{flag}: this installation ships teachers at {have} only, not {size}x{size}; use one of those "
+                    f"sizes (--size), or leave --teachers out to pre-train teachers at {size}x{size} in the run")
+
 def load_teacher_pair(folder, # a folder holding TEACHER_FILES (a run's teachers/)
                      ) -> tuple: # (photo_teacher, sketch_teacher), frozen
     "The two teachers saved in `folder`."
@@ -141,7 +154,7 @@ def student_config(preset: str, # a key of transfer.PRESETS
                    **fields, # other TrainConfig fields (size, widths, batch_size, seed, device, ...)
                   ) -> TrainConfig:
     "The config of a demo-, ablation- or widget-sized run: mutual weight ramped over the first quarter, nothing written on the way."
-    return TrainConfig.from_preset(preset, **{**dict(steps=steps, sample_every=0, ckpt_every=0,
+    return TrainConfig.from_preset(preset, **{**dict(steps=steps, sample_every=0, ckpt_every=0, ckpt_seconds=0,
                                                      mutual_ramp=max(1, steps // 4)), **fields})
 
 def train_students(config: TrainConfig, # the run's settings
@@ -194,36 +207,104 @@ class StudentRun:
     metrics: dict | None
     out: Path
 
+def check_out(out, # the folder a command will write to (it may not exist yet)
+              flag: str = "--out", # the option that named it, for the message
+             ) -> Path:
+    "Refuse, before any work, an output folder that cannot be one: a file, a path through a file, or not writable."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise UserError(f"{flag} {out}: exists and is not a folder")
+    parent = out
+    while not parent.exists() and parent != parent.parent: parent = parent.parent
+    if not parent.is_dir(): raise UserError(f"{flag} {out}: {parent} is a file, so no folder can be made under it")
+    if not os.access(parent, os.W_OK | os.X_OK): raise UserError(f"{flag} {out}: {parent} is not writable")
+    return out
+
+MIN_SIZE = 32                 # the students halve the image three times; below 32 the smallest level is under 4 px
+MAX_SYNTHETIC_PAIRS = 20000   # a synthetic pair takes about 35 ms to draw on a laptop CPU (20000: about 12 minutes)
+
+def check_run_options(size=None, batch_size=None, steps=None, epochs=None, pairs=None, test_pairs=None):
+    "Refuse values a run would accept and then crash on, or spend hours on without a word: each names its flag."
+    if size is not None and (size % 8 or size < MIN_SIZE):
+        raise UserError(f"--size {size}: must be divisible by 8 and at least {MIN_SIZE} (the students halve it three times)")
+    for flag, v in (("--batch_size", batch_size), ("--steps", steps), ("--epochs", epochs)):
+        if v is not None and v < 1: raise UserError(f"{flag} {v}: must be at least 1")
+    for flag, v in (("--pairs", pairs), ("--test_pairs", test_pairs)):
+        if v is None: continue
+        if v < (1 if flag == "--pairs" else 4): raise UserError(f"{flag} {v}: must be at least {1 if flag == '--pairs' else 4}")
+        if v > MAX_SYNTHETIC_PAIRS:
+            raise UserError(f"{flag} {v}: drawing that many synthetic pairs takes about {v * 0.035 / 3600:.1f} hours "
+                            f"(35 ms each on a laptop CPU) before training starts; at most {MAX_SYNTHETIC_PAIRS}")
+
 # %% ../nbs/06b_runs.ipynb #b116da48
+RUN_DEFAULTS = dict(preset="kt", size=256, batch_size=4, seed=0)   # a new run's, when the caller gives None
+
+def _resumed_config(ckpt: Path, given: dict) -> dict:
+    "The checkpoint's config; a given option that disagrees with it is refused, naming the flag."
+    config = load_checkpoint(ckpt)["config"]
+    for k, v in given.items():
+        if v is not None and v != config[k]:
+            raise UserError(f"--{k} {v}: the run in {ckpt.parent} was started with --{k} {config[k]}, and a resumed run "
+                            f"keeps it; leave --{k} out, or start a new run in another --out")
+    return config
+
+def _teachers_made_here(tdir: Path, source, record: dict, resume: bool, log):
+    "Teachers an earlier start of this run trained in `tdir` (interrupted before its first checkpoint): reused when made the same way."
+    if not isinstance(source, TrainTeachers) or not all((tdir / f).is_file() for f in TEACHER_FILES): return source
+    if resume: return tdir
+    made = json.loads((tdir / "source.json").read_text()) if (tdir / "source.json").is_file() else None
+    if made != record:
+        raise UserError(f"--out {tdir.parent}: holds teachers made another way ({tdir}); choose another --out, or "
+                        f"pass --teachers {tdir} to use them")
+    log(f"reusing the teachers an earlier start trained in {tdir}")
+    return tdir
+
 def train_run(out, # the run folder: teachers/, checkpoint.pt, history.csv, test/, metrics.json
               data: str = "synthetic", root=None, # the data set (see run_data)
-              preset: str = "kt", # a key of transfer.PRESETS (a resumed run keeps its own)
+              preset: str = None, # a key of transfer.PRESETS (default kt; a resumed run keeps its own)
               teachers=TrainTeachers(), # the teacher source (see get_teachers)
               steps: int = None, epochs: int = None, # the budget: steps, or passes over the pairs (default: the preset's)
-              size: int = 256, batch_size: int = 4, seed: int = 0,
+              size: int = None, batch_size: int = None, seed: int = None, # default 256, 4, 0; a resumed run keeps its own
               photo_pool=None, sketch_pool=None, # folders of unpaired images for teachers trained here
               resume: bool = False, # continue the run in `out` from its checkpoint
               pairs: int = 32, test_pairs: int = 200, # synthetic data: training and test pairs
               device=None, callbacks=(), log=print,
+              **config, # more TrainConfig fields for a new run (e.g. ckpt_seconds)
              ) -> StudentRun:
     "One run of the students, end to end: data, teachers, students (new or resumed), test scores, metrics.json."
-    if preset not in PRESETS: raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    if preset is not None and preset not in PRESETS: raise UserError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     if epochs is not None and steps is not None: raise UserError("give --epochs or --steps, not both")
-    out, dev = Path(out), get_device(device)
+    check_run_options(size, batch_size, steps, epochs, *((pairs, test_pairs) if data == "synthetic" else ()))
+    out, dev = check_out(out), get_device(device)
     ckpt = out / "checkpoint.pt"
-    if resume and not ckpt.is_file(): raise UserError(f"--resume: {ckpt} does not exist (nothing to resume)")
-    if not resume and ckpt.exists(): raise UserError(f"--out {out} holds a run already: add --resume, or choose another folder")
+    given = dict(preset=preset, size=size, batch_size=batch_size, seed=seed)
+    if resume:
+        if not ckpt.is_file(): raise UserError(f"--resume: {ckpt} does not exist (nothing to resume)")
+        start = _resumed_config(ckpt, given)
+    else:
+        if ckpt.exists(): raise UserError(f"--out {out} holds a run already: add --resume, or choose another folder")
+        start = {k: RUN_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    seed = start["seed"]
+    if isinstance(teachers, ShippedTeachers):   # shipped teachers are the run's size, whatever the caller guessed
+        check_shipped(start["size"]); teachers = ShippedTeachers(start["size"])
     splits = run_data(data, root, seed, **(dict(n_train=pairs, n_test=test_pairs) if data == "synthetic" else {}))
     log(splits.report.text() if hasattr(splits.report, "text") else splits.report)
-    n_steps = steps if steps is not None else (epochs * math.ceil(len(splits.train) / batch_size) if epochs else None)
+    n_steps = steps if steps is not None else (epochs * math.ceil(len(splits.train) / start["batch_size"]) if epochs else None)
     changes = {"steps": n_steps} if n_steps is not None else {}
-    config = TrainConfig(**{**load_checkpoint(ckpt)["config"], **changes}) if resume else \
-             TrainConfig.from_preset(preset, size=size, batch_size=batch_size, seed=seed, device=str(dev), **changes)
+    config = TrainConfig(**{**start, **changes}) if resume else \
+             TrainConfig.from_preset(start["preset"], size=start["size"], batch_size=start["batch_size"], seed=seed,
+                                     device=str(dev), **{**config, **changes})
     pair_teachers = None
     if transfer_streams(config)["adapters"]:   # the config uses the teachers
+        tdir = out / "teachers"
+        record = json.loads(json.dumps(dict(source=vars(teachers) if isinstance(teachers, TrainTeachers) else None,
+                                            size=config.size, data=data, root=root, seed=seed, pairs=pairs,
+                                            photo_pool=photo_pool, sketch_pool=sketch_pool), default=str))
+        teachers = _teachers_made_here(tdir, teachers, record, resume, log)
         pools = pool_datasets(*teacher_pools(splits, photo_pool, sketch_pool, log), config.size, in_memory=False) \
                 if isinstance(teachers, TrainTeachers) else None
-        pair_teachers = get_teachers(teachers, pools, save_to=out / "teachers", reuse=resume, device=dev)
+        trained_here = isinstance(teachers, TrainTeachers)
+        pair_teachers = get_teachers(teachers, pools, save_to=tdir, reuse=resume, device=dev)
+        if trained_here: atomic_write_text(json.dumps(record, indent=1), tdir / "source.json")
     trainer = resume_students(out, splits.train, pair_teachers, callbacks, device=str(dev), **changes) if resume else \
               train_students(config, splits.train, pair_teachers, out_dir=out, callbacks=callbacks)
     if trainer.stopped: return StudentRun(trainer, None, out)
@@ -235,13 +316,14 @@ def train_run(out, # the run folder: teachers/, checkpoint.pt, history.csv, test
 
 # %% ../nbs/06b_runs.ipynb #cba6d877
 def find_checkpoint(path) -> Path:
-    "The checkpoint file `path` names: the file itself, or the checkpoint.pt of a run folder."
+    "The checkpoint file `path` names: the file itself, the checkpoint.pt of a run folder, or of the one run a folder holds."
     path = Path(path)
     if path.is_file(): return path
     if not path.exists(): raise UserError(f"--checkpoint {path}: no such file or folder")
     if (path / "checkpoint.pt").is_file(): return path / "checkpoint.pt"
-    runs = sorted(str(p.parent) for p in path.glob("*/checkpoint.pt"))
-    if runs: raise UserError(f"--checkpoint {path}: holds several runs; pass one of {', '.join(runs)}")
+    runs = sorted(p.parent for p in path.glob("*/checkpoint.pt"))
+    if len(runs) == 1: return runs[0] / "checkpoint.pt"
+    if runs: raise UserError(f"--checkpoint {path}: holds {len(runs)} runs; pass one of {', '.join(map(str, runs))}")
     raise UserError(f"--checkpoint {path}: no checkpoint.pt in it (expected a run folder or a checkpoint file)")
 
 def image_files(inputs) -> list:
@@ -257,28 +339,43 @@ def image_files(inputs) -> list:
         else: raise UserError(f"{p}: no such file or folder")
     return files
 
+def output_names(files) -> list:
+    "A distinct output stem per input file: its own stem, or, when an earlier input took it, `stem_2`, `stem_3`, ... not taken by any input."
+    stems = {f.stem for f in files}
+    taken, names = set(), []
+    for f in files:
+        name, k = f.stem, 1
+        while name in taken or (k > 1 and name in stems):
+            k += 1; name = f"{f.stem}_{k}"
+        taken.add(name); names.append(name)
+    return names
+
 # %% ../nbs/06b_runs.ipynb #5e57dd00
 def translate_files(inputs, # image files or folders of images
                     checkpoint, # a run folder (with checkpoint.pt) or a checkpoint file
                     out, # the folder for the PNG outputs
                     direction: str = "p2s", # p2s (photo -> sketch) or s2p (sketch -> photo)
                     device=None, batch_size: int = 8,
+                    log=print, # where the note on renamed outputs goes
                    ) -> list: # the PNG files written
     "Translate image files with a trained run: each brought to 250x200, padded, translated, cropped back, saved as PNG."
     if direction not in ("p2s", "s2p"): raise UserError(f"--direction {direction!r}: expected p2s or s2p")
+    if batch_size < 1: raise UserError(f"--batch_size {batch_size}: must be at least 1")
     if not inputs: raise UserError("no input images given")
+    out = check_out(out)
     ckpt = find_checkpoint(checkpoint)
     files = image_files(inputs)
+    names = output_names(files)
+    targets = [out / f"{n}.png" for n in names]
+    inputs_hit = {f.resolve() for f in files} & {t.resolve() for t in targets}
+    if inputs_hit: raise UserError(f"--out {out}: translating would overwrite the input {sorted(inputs_hit)[0]}; choose another folder")
     size = load_checkpoint(ckpt)["config"]["size"]
     G, F = load_generators(ckpt, device=device)
     model, kind = (G, "photo") if direction == "p2s" else (F, "sketch")
     x = torch.stack([resize_square(pad_to_square(image_to_tensor(fit_to_frame(load_image(f, kind)), kind)), size)
                      for f in files])
     y = square_to_original(translate(model, x, batch_size=batch_size, device=device))
-    names, written = {}, []
-    for f, img in zip(files, y):
-        name = f.stem if f.stem not in names else f"{f.stem}_{len(names)}"
-        names[name] = f
-        written.append(atomic_write(Path(out) / f"{name}.png",
-                                    lambda fh, a=tensor_to_uint8(img): Image.fromarray(a).save(fh, format="PNG")))
-    return written
+    renamed = [f"{f} -> {t.name}" for f, n, t in zip(files, names, targets) if n != f.stem]
+    if renamed: log(f"note: {len(renamed)} input(s) share a name with another, so their outputs are renamed: {'; '.join(renamed)}")
+    return [atomic_write(t, lambda fh, a=tensor_to_uint8(img): Image.fromarray(a).save(fh, format="PNG"))
+            for t, img in zip(targets, y)]

@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_transfer.ipynb #5f5a5871
 from __future__ import annotations
-import copy, csv, io, json, math, random, time, warnings
+import copy, csv, io, json, math, random, signal, threading, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
@@ -23,8 +24,8 @@ __all__ = ['TEACHER_PARTS', 'PRESETS', 'TEACHER_TARGET', 'MUTUAL_PAIRS', 'pixel_
            'TrainConfig', 'pair_tensors', 'fixed_augmentations', 'augment', 'build_generators', 'transfer_streams',
            'build_adapters', 'teacher_features', 'teacher_feature_cache', 'StudentPair', 'build_networks',
            'NonFiniteLossError', 'Callback', 'TrainerSetup', 'TrainerData', 'TrainerLosses', 'TrainerStep',
-           'TrainerCallbacks', 'TrainerLoop', 'TrainerCheckpoints', 'Trainer', 'load_checkpoint', 'load_generators',
-           'translate', 'heldout_l1', 'compare_presets']
+           'TrainerCallbacks', 'TrainingInterrupted', 'TrainerLoop', 'TrainerCheckpoints', 'Trainer', 'load_checkpoint',
+           'load_generators', 'translate', 'heldout_l1', 'compare_presets']
 
 # %% ../nbs/05_transfer.ipynb #d7a30e79
 def pixel_loss(pred: torch.Tensor, # (B, C, H, W) a generator's output
@@ -110,6 +111,7 @@ class TrainConfig:
     sample_every: int = 200         # steps between sample images (0: never)
     n_samples: int = 4              # images per sample grid
     ckpt_every: int = 500           # steps between checkpoints when the trainer has an out_dir (0: only at the end)
+    ckpt_seconds: float = 120       # also a checkpoint once this many seconds passed since the last (0: never by time)
     teacher_cache_mb: int = 2048    # precompute teacher features when they fit in this many MiB
     progress: bool = True           # show a tqdm progress bar
 
@@ -560,6 +562,23 @@ class TrainerCallbacks:
         self._callback("on_sample", self.step, images)
 
 # %% ../nbs/05_transfer.ipynb #5a7bfc2a
+class TrainingInterrupted(KeyboardInterrupt):
+    "Ctrl-C during training, after the finished steps were checkpointed; its message says where (the command line prints it)."
+
+@contextmanager
+def _held_interrupt():
+    "While training: Ctrl-C is held until the current step ends (so a checkpoint is whole); a second Ctrl-C stops at once."
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: False                 # not ours to change (a thread, or an app that handles Ctrl-C itself)
+        return
+    hits = []
+    def hold(signum, frame):
+        if hits: raise KeyboardInterrupt
+        hits.append(signum)
+    signal.signal(signal.SIGINT, hold)
+    try: yield lambda: bool(hits)
+    finally: signal.signal(signal.SIGINT, signal.default_int_handler)
+
 class TrainerLoop:
     "Part of `Trainer`: the training loop, with its progress bar, samples, checkpoints and callbacks."
     def fit(self, steps: int | None = None, # train until this many steps in total (default: config.steps)
@@ -571,24 +590,34 @@ class TrainerLoop:
             atomic_write_text(json.dumps(asdict(self.config), indent=1), self.out_dir / "config.json")
         self._callback("on_train_begin")
         bar = tqdm(total=total, initial=self.step, disable=not self.config.progress, desc=self.config.preset)
-        ce, se = self.config.ckpt_every, self.config.sample_every
-        try:
-            while self.step < total:
-                t0 = time.perf_counter()
-                logs = self.train_step()
-                bar.update(1)
-                if self.step % 10 == 0 or self.step == total: bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
-                self._callback("on_step_end", self.step, dict(logs, sec=time.perf_counter() - t0))
-                if se and (self.step % se == 0 or self.step == total): self._sample()
-                if self._stop_requested:
-                    self.stopped = True
-                    break
-                if self.out_dir is not None and ce and self.step % ce == 0: self.save_checkpoint()
-            if self.out_dir is not None and self.last_checkpoint_step != self.step: self.save_checkpoint()
-        finally:
-            bar.close()
-            self._callback("on_train_end")
+        ce, se, cs = self.config.ckpt_every, self.config.sample_every, self.config.ckpt_seconds
+        saved_at = time.monotonic()
+        with _held_interrupt() as interrupted:
+            try:
+                while self.step < total:
+                    t0 = time.perf_counter()
+                    logs = self.train_step()
+                    bar.update(1)
+                    if self.step % 10 == 0 or self.step == total: bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+                    self._callback("on_step_end", self.step, dict(logs, sec=time.perf_counter() - t0))
+                    if se and (self.step % se == 0 or self.step == total): self._sample()
+                    if self._stop_requested:
+                        self.stopped = True
+                        break
+                    if interrupted(): self._interrupted()
+                    due = (ce and self.step % ce == 0) or (cs and time.monotonic() - saved_at >= cs)
+                    if self.out_dir is not None and due: self.save_checkpoint(); saved_at = time.monotonic()
+                if self.out_dir is not None and self.last_checkpoint_step != self.step: self.save_checkpoint()
+            finally:
+                bar.close()
+                self._callback("on_train_end")
         return self
+
+    def _interrupted(self):
+        "Ctrl-C arrived during the last step: checkpoint the finished steps, then stop with one line saying where they are."
+        if self.out_dir is None: raise TrainingInterrupted(f"at step {self.step} (no run folder: nothing saved)")
+        path = self.save_checkpoint() if self.last_checkpoint_step != self.step else self.last_checkpoint
+        raise TrainingInterrupted(f"at step {self.step}; checkpoint {path} holds every finished step")
 
     @property
     def last_checkpoint_step(self): return getattr(self, "_last_ckpt_step", None)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-TINY = ["--size", "32", "--steps", "2", "--teacher_steps", "2", "--pool", "16", "--pairs", "4", "--test_pairs", "8",
-        "--device", "cpu"]
+TINY = ["--size", "32", "--teachers", "train", "--steps", "2", "--teacher_steps", "2", "--pool", "16", "--pairs", "4",
+        "--test_pairs", "8", "--device", "cpu"]   # 32x32: no teachers are shipped at that size, so they are pre-trained here
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
@@ -63,6 +63,12 @@ def test_translate_a_folder_with_the_demo_run(demo_run, tmp_path):
     (["demo", "--size", "30"], "divisible by 8"),
     (["demo", "--test_pairs", "2"], "at least 4"),
     (["demo", "--steps", "many"], "invalid int value"),
+    (["demo", "--size", "96"], "--teachers train"),        # no teachers are shipped at 96x96: say so, never train silently
+    (["demo", "--teachers", "borrowed"], "--teachers 'borrowed': expected shipped or train"),
+    (["demo", "--teacher_steps", "10"], "--teacher_steps: only with --teachers train"),
+    (["demo", "--pairs", "0"], "--pairs 0: must be at least 1"),
+    (["translate", "a.png", "--checkpoint", "x", "--out", "o", "--threads", "0"], "--threads 0: must be at least 1"),
+    (["train", "--teachers", "shipped", "--size", "96", "--out", "x"], "--teachers shipped: this installation ships teachers at 64x64"),
     (["train", "--preset", "kt"], "--out is required"),
     (["train", "--preset", "magic", "--out", "x"], "expected one of"),
     (["train", "--data", "/no/such/folder", "--out", "x"], "/no/such/folder"),
@@ -90,7 +96,7 @@ def test_user_errors(args, needle, tmp_path, monkeypatch, capsys):
 def test_translate_reports_a_demo_folder_with_two_runs(demo_run, tmp_path):
     out, _ = demo_run
     r = run_cli("translate", out / "kt" / "test" / "photos", "--checkpoint", out, "--out", tmp_path / "o")
-    assert r.returncode == 2 and "holds several runs" in r.stderr
+    assert r.returncode == 2 and "holds 2 runs; pass one of" in r.stderr
 
 def test_every_command_explains_itself(capsys):
     from ktsketch.cli import COMMANDS, main
@@ -133,3 +139,39 @@ def test_train_resume_is_the_run_that_never_stopped(tmp_path, capsys):
     a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in "ab")
     assert a["steps"] == 4 and a == b
     assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+
+def test_demo_uses_the_shipped_teachers_and_says_so(tmp_path):
+    "The default: no pre-training, no teachers/ folder; metrics.json and the report quote the manifests' held-out L1."
+    from ktsketch.teachers import shipped_manifest
+    out = tmp_path / "run"
+    r = run_cli("demo", "--quick", "--out", out, "--size", "64", "--steps", "2", "--pairs", "4", "--test_pairs", "4",
+                "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["teachers"]["source"] == "shipped" and m["pool_images"] == 0 and not (out / "teachers").exists()
+    for d in ("photo", "sketch"):
+        assert m["teachers"][d]["heldout_l1"] == shipped_manifest(d, 64)["heldout"]["l1"]
+    page = (out / "report.html").read_text()
+    assert f"{shipped_manifest('photo', 64)['heldout']['l1']:.4f} (photo)" in page and "shipped teachers" in r.stdout
+
+def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
+    "Ctrl-C in `ktsketch train`: the step ends, a checkpoint holds it, one line says how to continue; --resume does."
+    import signal, subprocess, time, torch
+    from conftest import ktsketch_exe
+    out = tmp_path / "run"
+    args = ["train", "--preset", "pixel", "--size", "32", "--batch_size", "2", "--pairs", "2", "--test_pairs", "4",
+            "--device", "cpu", "--steps", "100000", "--out", str(out)]
+    p = subprocess.Popen(ktsketch_exe() + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out / "config.json").exists() and time.time() - t0 < 120: time.sleep(0.2)   # written when training starts
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert p.returncode == 130, err[-2000:]
+    assert last.startswith("ktsketch train: interrupted at step ") and f"ktsketch train --out {out} --resume" in last, last
+    step = int(last.split("at step ")[1].split(";")[0])
+    assert step >= 1 and torch.load(out / "checkpoint.pt", weights_only=False)["step"] == step
+    r = run_cli("train", "--out", out, "--resume", "--steps", step + 1, "--pairs", "2", "--test_pairs", "4", "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == step + 1
