@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_apps.ipynb #b2c31837
 from __future__ import annotations
-import html, io, os, re, secrets, signal, socket, subprocess, sys, tempfile, threading, time
+import html, io, json, os, re, secrets, signal, socket, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -21,10 +21,10 @@ from .widgets import (WidgetApp, new_figure, figure_png, image_widget, draw_imag
                               tiny_world, APP_SIZE, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
 
 # %% auto #0
-__all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN', 'fsim_maps',
-           'ssim_map', 'distort', 'FsimPlayground', 'nlda_split', 'NldaExplorer', 'read_ablation', 'ablation_metrics',
-           'paired_differences', 'AblationBrowser', 'read_upload', 'example_photo', 'TranslateYourImage', 'LabApps',
-           'lab_notebook_path', 'voila_command', 'lab_cmd']
+__all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN', 'LAB_EXTENSIONS',
+           'fsim_maps', 'ssim_map', 'distort', 'FsimPlayground', 'nlda_split', 'NldaExplorer', 'read_ablation',
+           'ablation_metrics', 'paired_differences', 'AblationBrowser', 'read_upload', 'example_photo',
+           'TranslateYourImage', 'LabApps', 'lab_notebook_path', 'voila_command', 'lab_cmd']
 
 # %% ../nbs/07b_apps.ipynb #0d36e9ee
 def fsim_maps(pred, # the distorted image: (H, W) uint8 (or anything `to_gray_uint8` takes)
@@ -709,10 +709,14 @@ def _stop(proc: subprocess.Popen):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
 
+LAB_EXTENSIONS = ["@jupyter-widgets/jupyterlab-manager", "jupyterlab_pygments"]   # all the lab's page needs
+
 def voila_command(notebook, port: int, token: str) -> list:
     "The Voila command line `ktsketch lab` runs: loopback only, a token, no code cells, no tracebacks in the page."
+    # only the extensions the apps need: another installed lab extension (jupytext's, measured) can break Voila's page
     return [sys.executable, "-m", "voila", str(notebook), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
             "--Voila.port_retries=0", f"--token={token}", "--strip_sources=True", "--show_tracebacks=False",
+            f"--VoilaConfiguration.extension_allowlist={json.dumps(LAB_EXTENSIONS)}",
             "--Voila.log_level=WARN"]
 
 # %% ../nbs/07b_apps.ipynb #5a0afc17
