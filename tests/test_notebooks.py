@@ -106,3 +106,14 @@ def test_the_tool_writes_nothing_when_a_cell_fails(tmp_path):
     with pytest.raises(ex.NotebookFailed, match="ZeroDivisionError"): ex.execute(p, quiet=True)
     assert p.read_bytes() == before
     assert ex.main([str(tmp_path / "missing.ipynb")]) == 2
+
+def test_the_method_picture_is_the_current_diagram(tmp_path):
+    "nbs/images/method.png (in the README) is what `python tools/make_figures.py` draws now (up to font rendering)."
+    import numpy as np
+    from PIL import Image
+    from ktsketch.diagram import save_method_diagram
+    fresh = np.asarray(Image.open(save_method_diagram(tmp_path / "method.png")).convert("L"), dtype=float)
+    saved = np.asarray(Image.open(ROOT / "nbs" / "images" / "method.png").convert("L"), dtype=float)
+    assert saved.shape == fresh.shape, "nbs/images/method.png is not the current diagram: python tools/make_figures.py"
+    differ = float((np.abs(saved - fresh) > 32).mean())   # 0 here; fading one loss family (highlight=) changes 0.4 %
+    assert differ < 0.001, f"{differ:.1%} of nbs/images/method.png differs from the diagram: python tools/make_figures.py"
