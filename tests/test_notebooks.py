@@ -117,3 +117,19 @@ def test_the_method_picture_is_the_current_diagram(tmp_path):
     assert saved.shape == fresh.shape, "nbs/images/method.png is not the current diagram: python tools/make_figures.py"
     differ = float((np.abs(saved - fresh) > 32).mean())   # 0 here; fading one loss family (highlight=) changes 0.4 %
     assert differ < 0.001, f"{differ:.1%} of nbs/images/method.png differs from the diagram: python tools/make_figures.py"
+
+# ---- the site ----
+def test_the_site_builds_offline_from_the_saved_outputs(tmp_path):
+    import build_site as bs
+    nbs = [ROOT / "nbs" / "index.ipynb", ROOT / "nbs" / "05a_diagram.ipynb"]
+    out = bs.build_site(nbs, tmp_path / "site")
+    home, page = (out / "index.html").read_text(encoding="utf-8"), (out / "05a_diagram" / "index.html").read_text(encoding="utf-8")
+    assert "images/method.png" in home and (out / "images" / "method.png").is_file()          # the README's picture
+    assert page.count("data:image/png;base64,") >= 3                                           # the notebook's saved figures
+    assert "05a · The method in one picture" in home and "#| export" not in page              # titled nav, no nbdev directives
+    assert "fonts.googleapis" not in page and (out / "search" / "search_index.json").is_file()
+    # a folder the tool did not build is never replaced; its own site is
+    mine = tmp_path / "mine"; mine.mkdir(); (mine / "notes.txt").write_text("mine")
+    with pytest.raises(bs.SiteError, match="not a site this tool built"): bs.build_site(nbs[:1], mine)
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert bs.build_site(nbs[:1], out) == out and not (out / "05a_diagram").exists()
