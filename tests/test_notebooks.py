@@ -100,11 +100,14 @@ def test_the_tool_saves_outputs_marks_slow_cells_and_finds_stale_ones(tmp_path):
     nb = read(p); nb.cells[3].outputs = nb.cells[3].outputs[1:]
     assert ex.stale(nb) == ["cell 3 ('#| slow') is a slow cell without its stamp"]
 
-def test_the_tool_writes_nothing_when_a_cell_fails(tmp_path):
-    p = small_notebook(tmp_path / "fails.ipynb", ["x = 1", "1 / 0"])
-    before = p.read_bytes()
-    with pytest.raises(ex.NotebookFailed, match="ZeroDivisionError"): ex.execute(p, quiet=True)
-    assert p.read_bytes() == before
+def test_the_tool_writes_nothing_when_a_cell_fails_and_runs_the_others(tmp_path, capsys):
+    fails = small_notebook(tmp_path / "fails.ipynb", ["x = 1", "1 / 0"])
+    works = small_notebook(tmp_path / "works.ipynb", ["x = 2\nx"])
+    before = fails.read_bytes()
+    assert ex.main([str(fails), str(works)]) == 1
+    assert fails.read_bytes() == before and ex.executed(read(works))
+    err = capsys.readouterr().err
+    assert "fails.ipynb: a cell failed, nothing written" in err and "ZeroDivisionError" in err
     assert ex.main([str(tmp_path / "missing.ipynb")]) == 2
 
 def test_the_method_picture_is_the_current_diagram(tmp_path):

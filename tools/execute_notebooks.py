@@ -241,19 +241,23 @@ def main(argv=None) -> int:
         return 2
     if a.check: return check(paths)
     t0 = time.time()
-    try: results = _run_all(paths, a)
-    except NotebookFailed as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    print(f"ran {len(results)} notebook(s) in {time.time() - t0:.0f} s; nbs/ holds {sum(f.stat().st_size for f in NBS.rglob('*') if f.is_file()) / 2**20:.1f} MB")
-    return 0
+    results = _run_all(paths, a)   # a notebook that fails is reported and left as it was; the others still run
+    failed = [r for r in results if isinstance(r, NotebookFailed)]
+    for e in failed: print(str(e), file=sys.stderr)
+    print(f"ran {len(results) - len(failed)} notebook(s) in {time.time() - t0:.0f} s"
+          + (f"; {len(failed)} failed and were not written: {[str(e).split(':')[0] for e in failed]}" if failed else "")
+          + f"; nbs/ holds {sum(f.stat().st_size for f in NBS.rglob('*') if f.is_file()) / 2**20:.1f} MB")
+    return 1 if failed else 0
+
+def _execute_or_failure(path, slow, timeout):
+    try: return execute(path, slow, timeout)
+    except NotebookFailed as e: return e
 
 def _run_all(paths, a) -> list:
     if a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as ex:
-            futures = [ex.submit(execute, p, a.slow, a.timeout) for p in paths]
-            return [f.result() for f in futures]
-    return [execute(p, a.slow, a.timeout) for p in paths]
+            return list(ex.map(_execute_or_failure, paths, [a.slow] * len(paths), [a.timeout] * len(paths)))
+    return [_execute_or_failure(p, a.slow, a.timeout) for p in paths]
 
 if __name__ == "__main__":
     sys.exit(main())
