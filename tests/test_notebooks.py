@@ -11,30 +11,21 @@ sys.path.insert(0, str(ROOT / "tools"))
 import execute_notebooks as ex
 
 NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
-# Notebooks whose outputs are not made yet: they are run once their code has settled (issue 15). Running one
-# (python tools/execute_notebooks.py nbs/NAME.ipynb) takes it off this list; the test below says when.
-PENDING = {"01_data.ipynb", "01b_align.ipynb", "02_synthetic.ipynb", "03_teachers.ipynb",
-           "03b_pretrain.ipynb", "05_transfer.ipynb", "06_evaluation.ipynb", "07_widgets.ipynb",
-           "07b_apps.ipynb", "08_cli.ipynb", "09a_report.ipynb", "09b_demo.ipynb", "10_walkthrough.ipynb",
-           "11_does_kt_help.ipynb"}
 BUDGET_MB = 25
 
 def read(p): return nbformat.read(p, as_version=4)
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_saved_outputs_are_current(path):
-    "An executed notebook's code is the code its outputs came from; a pending one carries no outputs at all."
+    """A notebook with saved outputs shows what its code shows now: every code cell is the one its outputs came
+    from. A notebook not executed yet passes (it carries no outputs at all: `python tools/execute_notebooks.py`
+    makes them); one with outputs nothing vouches for (saved from Jupyter by hand) fails."""
     nb = read(path)
-    if path.name in PENDING:
-        assert not ex.executed(nb), f"{path.name} is executed now: take it off PENDING in {__file__}"
-        assert ex.unmarked_outputs(nb) == [], \
-            f"{path.name}: outputs not made by tools/execute_notebooks.py in cells {ex.unmarked_outputs(nb)}"
-    else:
-        assert ex.executed(nb), f"{path.name} has no saved outputs: python tools/execute_notebooks.py nbs/{path.name}"
+    if ex.executed(nb):
         assert ex.stale(nb) == [], f"{path.name} is stale: python tools/execute_notebooks.py nbs/{path.name}"
-
-def test_pending_names_real_notebooks():
-    assert PENDING <= {p.name for p in NOTEBOOKS}
+    else:
+        assert ex.unmarked_outputs(nb) == [], (f"{path.name}: outputs not made by tools/execute_notebooks.py in cells "
+            f"{ex.unmarked_outputs(nb)}: python tools/execute_notebooks.py nbs/{path.name} (or drop them: nbdev_clean --clear_all --fname nbs/{path.name})")
 
 def test_nbs_fits_its_size_budget():
     "Saved outputs (PNG figures mostly) keep nbs/ under 25 MB, so a clone and GitHub's viewer stay quick."

@@ -1,8 +1,8 @@
 """Run the lesson notebooks and save what they show in them (figures as PNG), so a student sees every output on
 GitHub and in the site (tools/build_site.py); tests/test_notebooks.py fails when a saved output is stale.
 
-    python tools/execute_notebooks.py nbs/00_core.ipynb nbs/04_students.ipynb   # run these, save their outputs
-    python tools/execute_notebooks.py --all                                      # every notebook in nbs/
+    python tools/execute_notebooks.py                                            # every notebook in nbs/, 2 at a time
+    python tools/execute_notebooks.py nbs/00_core.ipynb nbs/04_students.ipynb   # just these
     python tools/execute_notebooks.py --slow nbs/11_does_kt_help.ipynb           # run its `#| slow` cells too
     python tools/execute_notebooks.py --check                                    # name stale notebooks and cells (exit 1)
 
@@ -23,7 +23,7 @@ How the outputs are made and marked:
   (a tqdm progress bar) is dropped, since no page without a kernel can show it. Progress lines written with
   carriage returns keep their last state.
 What the hashes cannot see: a change in ktsketch/ (made in another notebook) that changes what a cell shows.
-Run `--all` after the code settles and before a release.
+Run it over every notebook after the code settles and before a release.
 """
 from __future__ import annotations
 import argparse, datetime, hashlib, os, re, sys, time
@@ -225,19 +225,18 @@ def check(paths) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default with --all or --check: every nbs/*.ipynb)")
-    ap.add_argument("--all", action="store_true", help="every notebook in nbs/")
+    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: every nbs/*.ipynb)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--slow", dest="slow", action="store_const", const=True, help="run `#| slow` cells too")
     mode.add_argument("--fast", dest="slow", action="store_const", const=False, help="skip `#| slow` cells (keep their saved outputs)")
     ap.add_argument("--check", action="store_true", help="run nothing: name the stale notebooks and cells, exit 1 if any")
-    ap.add_argument("--jobs", type=int, default=1, help="notebooks run at once (one kernel each)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="notebooks run at once (one kernel, one torch thread each)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a cell may run")
     a = ap.parse_args(argv)
-    paths = a.notebooks or (lesson_notebooks() if (a.all or a.check) else [])
+    paths = a.notebooks or lesson_notebooks()
     missing = [str(p) for p in paths if not p.is_file() or p.suffix != ".ipynb"]
-    if missing or not paths:
-        print(f"error: expected notebook files, got {missing or 'none (name notebooks or pass --all)'}", file=sys.stderr)
+    if missing:
+        print(f"error: expected notebook files, got {missing}", file=sys.stderr)
         return 2
     if a.check: return check(paths)
     t0 = time.time()
