@@ -26,7 +26,7 @@ What the hashes cannot see: a change in ktsketch/ (made in another notebook) tha
 Run it over every notebook after the code settles and before a release.
 """
 from __future__ import annotations
-import argparse, datetime, hashlib, os, re, sys, time
+import argparse, datetime, hashlib, logging, os, re, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import nbformat
@@ -145,18 +145,17 @@ def execute(path, slow: bool | None = None, timeout: int = 3600, quiet: bool = F
                             skip_cells_with_tag=SKIP_TAG,
                             record_timing=False, resources={"metadata": {"path": str(path.parent)}},
                             on_cell_execute=started, on_cell_executed=finished)
-    env = dict(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
                MPLBACKEND="module://matplotlib_inline.backend_inline",   # CI exports Agg, which shows no figures
                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    old_env = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)   # the kernel inherits this process's environment
-    try: client.execute()
-    except Exception as e:   # nbclient's CellExecutionError names the cell and carries its traceback
-        raise NotebookFailed(f"{path.name}: a cell failed, nothing written:\n{e}") from None
-    finally:
-        for k, v in old_env.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    # the kernel's own stderr (its start-up warnings; a crash's last words) goes to a file, shown only if a cell fails
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as kernel_log:
+        try: client.execute(env=env, stderr=kernel_log)
+        except Exception as e:   # nbclient's CellExecutionError names the cell and carries its traceback
+            kernel_log.seek(0)
+            said = "\n".join(l for l in kernel_log.read().splitlines() if "without encryption" not in l)[-2000:]
+            raise NotebookFailed(f"{path.name}: a cell failed, nothing written:\n{e}"
+                                 + (f"\nthe kernel's stderr:\n{said}" if said.strip() else "")) from None
     date, where = datetime.date.today().isoformat(), machine()
     counts = dict(fast=0, slow_ran=0, slow_kept=0, slow_not_run=0, never=0)
     for i, (c, r, k) in enumerate(zip(nb.cells, run, kinds)):
@@ -249,13 +248,22 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 def _execute_or_failure(path, slow, timeout):
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)   # nbclient's kernel poller complains at every shutdown
     try: return execute(path, slow, timeout)
     except NotebookFailed as e: return e
 
+def last_seconds(path) -> float:
+    "How long the notebook took when its outputs were last made (infinity when never): the longest start first."
+    try: return float(nbformat.read(path, as_version=4).metadata.get(KEY, {}).get("seconds", float("inf")))
+    except Exception: return float("inf")
+
 def _run_all(paths, a) -> list:
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as ex:
-            return list(ex.map(_execute_or_failure, paths, [a.slow] * len(paths), [a.timeout] * len(paths)))
+    if a.jobs > 1 and len(paths) > 1:
+        order = sorted(range(len(paths)), key=lambda i: -last_seconds(paths[i]))   # longest first: the pool ends together
+        with ProcessPoolExecutor(min(a.jobs, len(paths))) as pool:
+            done = dict(zip(order, pool.map(_execute_or_failure, [paths[i] for i in order],
+                                            [a.slow] * len(paths), [a.timeout] * len(paths))))
+        return [done[i] for i in range(len(paths))]
     return [_execute_or_failure(p, a.slow, a.timeout) for p in paths]
 
 if __name__ == "__main__":
