@@ -250,7 +250,9 @@ def main(argv=None) -> int:
 def _execute_or_failure(path, slow, timeout):
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)   # nbclient's kernel poller complains at every shutdown
     try: return execute(path, slow, timeout)
-    except NotebookFailed as e: return e
+    except NotebookFailed as e:
+        print(f"notebook={Path(path).name} FAILED (the cell and its error are printed at the end)", flush=True)
+        return e
 
 def last_seconds(path) -> float:
     "How long the notebook took when its outputs were last made (infinity when never): the longest start first."
