@@ -43,6 +43,7 @@ CELLS = [
     "#| eval: false\nraise RuntimeError('never run')",
     "W.IntSlider(3)",
     "print('10%\\r50%\\r100%')",
+    "out = W.Output()\nwith out:\n    out.clear_output(wait=True); print('inside an Output widget')\nout",
 ]
 
 def small_notebook(path: Path, cells=CELLS) -> Path:
@@ -58,7 +59,7 @@ def test_the_tool_saves_outputs_marks_slow_cells_and_finds_stale_ones(tmp_path):
     p = small_notebook(tmp_path / "small.ipynb")
     done = ex.execute(p, quiet=True)
     nb = read(p)
-    assert done["fast"] == 5 and done["slow_not_run"] == 1 and done["never"] == 1
+    assert done["fast"] == 6 and done["slow_not_run"] == 1 and done["never"] == 1
     c = nb.cells
     assert data(c[2])["text/plain"] == "42" and c[2].outputs[0].execution_count is None
     assert c[3].outputs[0].metadata == {"ktsketch": "stamp"} and "not run" in data(c[3])["text/markdown"]
@@ -67,6 +68,7 @@ def test_the_tool_saves_outputs_marks_slow_cells_and_finds_stale_ones(tmp_path):
     assert c[5].outputs == []                                         # eval: false never runs
     assert c[6].outputs == []                                         # a widget with no static picture is dropped
     assert c[7].outputs[0].text == "100%\n"                           # a progress line in its last state
+    assert c[8].outputs == [] and "widgets" not in nb.metadata        # an Output widget (nbclient tracks its state)
     assert ex.stale(nb) == [] and ex.executed(nb)
     assert "language_info" not in nb.metadata and nb.metadata["ktsketch"]["slow"] is False
     assert ex.nbdev_cleaned(nb) == p.read_text(encoding="utf-8")     # nbdev_clean would change nothing

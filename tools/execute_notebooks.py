@@ -141,7 +141,7 @@ def execute(path, slow: bool | None = None, timeout: int = 3600, quiet: bool = F
     t0, seconds = time.time(), {}
     def started(cell, cell_index, **kw): seconds[cell_index] = time.time()
     def finished(cell, cell_index, **kw): seconds[cell_index] = time.time() - seconds[cell_index]
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False, store_widget_state=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False, store_widget_state=True,   # nbclient needs it for Output widgets
                             skip_cells_with_tag=SKIP_TAG,
                             record_timing=False, resources={"metadata": {"path": str(path.parent)}},
                             on_cell_execute=started, on_cell_executed=finished)
@@ -154,7 +154,8 @@ def execute(path, slow: bool | None = None, timeout: int = 3600, quiet: bool = F
         except Exception as e:   # nbclient's CellExecutionError names the cell and carries its traceback
             kernel_log.seek(0)
             said = "\n".join(l for l in kernel_log.read().splitlines() if "without encryption" not in l)[-2000:]
-            raise NotebookFailed(f"{path.name}: a cell failed, nothing written:\n{e}"
+            what = "a cell failed" if type(e).__name__ == "CellExecutionError" else f"the run failed ({type(e).__name__})"
+            raise NotebookFailed(f"{path.name}: {what}, nothing written:\n{e}"
                                  + (f"\nthe kernel's stderr:\n{said}" if said.strip() else "")) from None
     date, where = datetime.date.today().isoformat(), machine()
     counts = dict(fast=0, slow_ran=0, slow_kept=0, slow_not_run=0, never=0)
@@ -180,7 +181,7 @@ def execute(path, slow: bool | None = None, timeout: int = 3600, quiet: bool = F
             c.outputs = [not_run_stamp(command_for(path, True))]
             c.metadata[KEY] = {"source": h, "slow": "not run"}; counts["slow_not_run"] += 1
     nb.metadata[KEY] = dict(code=code_hash(nb), date=date, command=command, seconds=round(time.time() - t0, 1), slow=slow)
-    nb.metadata.pop("language_info", None)
+    nb.metadata.pop("language_info", None); nb.metadata.pop("widgets", None)   # widget state: no page without a kernel uses it
     atomic_write_text(nbdev_cleaned(nb), path)
     out = dict(notebook=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                seconds=nb.metadata[KEY]["seconds"], kb=round(path.stat().st_size / 1024), **counts)
