@@ -70,3 +70,12 @@ def test_readme_states_what_the_shipped_table_supports():
     from ktsketch.ablation import published_finding
     squash = lambda t: " ".join(t.split())
     assert squash(published_finding()) in squash((ROOT / "README.md").read_text(encoding="utf-8"))
+
+def test_every_notebook_names_its_kernel():
+    "Every notebook names the python3 kernel (JupyterLab asks 'Select Kernel' otherwise); nbdev_clean keeps it."
+    import json
+    nbs = sorted((ROOT / "nbs").glob("*.ipynb")) + sorted((ROOT / "ktsketch" / "notebooks").glob("*.ipynb"))
+    assert len(nbs) > 10
+    missing = [str(p.relative_to(ROOT)) for p in nbs
+               if json.loads(p.read_text(encoding="utf-8"))["metadata"].get("kernelspec", {}).get("name") != "python3"]
+    assert not missing, f"no python3 kernelspec in {missing}"
