@@ -268,7 +268,7 @@ def train_variant(name: str, # a key of VARIANTS
                  ) -> dict: # one row of the ablation table (and the Trainer if asked)
     "Train one arm with one seed, keep each student's best validation weights, score them on the test pairs."
     if name not in VARIANTS: raise UserError(f"variant {name!r}: expected one of {', '.join(VARIANTS)}")
-    v, cache = VARIANTS[name], {} if cache is None else cache
+    v, cache, cpu0 = VARIANTS[name], {} if cache is None else cache, time.process_time()
     n = pairs * v.pairs_factor
     if n > len(data.train): raise UserError(f"variant {name} needs {n} training pairs, the data has {len(data.train)}")
     if v.init == "autoencoders" and autoencoders is None: raise UserError(f"variant {name} needs autoencoders=(photo_ae, sketch_ae)")
@@ -306,14 +306,14 @@ def train_variant(name: str, # a key of VARIANTS
                 val_p2s_l1=best.best["G"][0], val_s2p_l1=best.best["F"][0], best_step_G=best.best["G"][1],
                 best_step_F=best.best["F"][1],
                 source=v.source, data=data.name, size=size, device=str(dev),
-                seconds=round(seconds, 1))
+                seconds=round(seconds, 1), cpu_seconds=round(time.process_time() - cpu0, 1))
     return (row, tr) if return_trainer else row
 
 # %% ../nbs/11_does_kt_help.ipynb #bf6ec554
 COLUMNS = ("variant", "pairs", "seed", "steps", "p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1",
            "p2s_fsim_protocol", "p2s_ssim_protocol", "s2p_fsim_protocol", "s2p_ssim_protocol", "train_p2s_l1", "train_s2p_l1", "val_p2s_l1", "val_s2p_l1", "best_step_G", "best_step_F",
            "source", "data", "size", "device", "seconds",
-           "p2s_nlda", "s2p_nlda", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs")
+           "p2s_nlda", "s2p_nlda", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs", "cpu_seconds")
 # the settings of a whole grid (one folder holds one value of each) and the fields that tell its runs apart
 GRID_SETTINGS = ("data", "size", "steps", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs")
 RUN_KEY = GRID_SETTINGS + ("variant", "pairs", "seed")
