@@ -56,3 +56,22 @@ def test_each_seed_draws_its_own_nested_pairs():
     d = ablation_data(pairs=[2, 6], max_factor=1, n_val=2, n_test=4, n_pool=2, train_pool=20)
     name = lambda s, n: [seed_pairs(d, s, n).get(i).name for i in range(n)]
     assert name(3, 6)[:2] == name(3, 2) and name(3, 6) != name(4, 6)
+
+def test_real_data_validation_pairs_are_neither_drawn_nor_in_the_teachers_pools(tmp_path):
+    "A folder data set without pools: the teachers learn from the training split minus its validation pairs (issue 14 item 7)."
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("test", 6)):
+        for kind in ("photos", "sketches"):
+            (tmp_path / f"{split}_{kind}").mkdir()
+            for i in range(n):
+                a = rng.integers(0, 256, (250, 200, 3) if kind == "photos" else (250, 200), dtype=np.uint8)
+                Image.fromarray(a).save(tmp_path / f"{split}_{kind}" / f"{split}{i:02d}.png")
+    d = ablation_data(str(tmp_path), pairs=2, max_factor=1, n_val=4, log=lambda *a: None)
+    val = {d.val.get(i).name for i in range(len(d.val))}
+    train = {d.train.get(i).name for i in range(len(d.train))}
+    pools = {n for pool in (d.photo_pool, d.sketch_pool) for n in (pool.get(i)[1] for i in range(len(pool)))}
+    test = {d.test.get(i).name for i in range(len(d.test))}
+    assert len(val) == 4 and not val & train and not val & pools and not test & (train | val)
+    assert {Path(n).stem for n in pools} <= {Path(n).stem for n in train}
