@@ -26,8 +26,8 @@ from .runs import (run_data, teacher_pools, TrainTeachers, ShippedTeachers, teac
 __all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTINGS', 'RUN_KEY', 'METRICS', 'METRIC_NAMES',
            'Variant', 'variant_table', 'PairRange', 'PairSubset', 'AblationData', 'seed_pairs', 'ablation_data',
            'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors', 'face_crop',
-           'working_size_scores', 'KeepBest', 'train_variant', 'run_key', 'damaged', 'read_results', 'write_results',
-           'row_files', 'grid_rows', 'merge_results', 'random_teachers', 'grid_teachers', 'run_ablation',
+           'working_size_scores', 'KeepBest', 'random_teachers', 'train_variant', 'run_key', 'damaged', 'read_results',
+           'write_results', 'row_files', 'grid_rows', 'merge_results', 'grid_teachers', 'run_ablation',
            'run_ablation_parallel', 'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel',
            'spread_conclusion', 'verdict_table', 'published_results', 'published_finding', 'plot_ablation',
            'plot_overfitting', 'ablate_cmd']
@@ -251,6 +251,12 @@ class KeepBest(Callback):
             if self.best[net][2] is not None: model.load_state_dict(self.best[net][2])
 
 # %% ../nbs/11_does_kt_help.ipynb #df09b264
+def random_teachers(widths=SMALL_WIDTHS, seed: int = 0, norm: str = "batch") -> tuple:
+    "Two untrained teachers (photo, sketch), frozen: the control that has the teachers' shape but none of their knowledge."
+    torch.manual_seed(seed); photo = Teacher(3, 3, tuple(widths), norm=norm)
+    torch.manual_seed(seed + 1); sketch = Teacher(1, 1, tuple(widths), norm=norm)
+    return freeze(photo), freeze(sketch)
+
 def train_variant(name: str, # a key of VARIANTS
                   data: AblationData, # from ablation_data
                   pairs: int, # N
@@ -405,12 +411,6 @@ def _load_autoencoders(files, widths):
         except Exception as e: raise UserError(f"{f}: not an autoencoder of widths {tuple(widths)} ({e.__class__.__name__})") from None
         aes.append(ae.eval())
     return tuple(aes)
-
-def random_teachers(widths=SMALL_WIDTHS, seed: int = 0, norm: str = "batch") -> tuple:
-    "Two untrained teachers (photo, sketch), frozen: the control that has the teachers' shape but none of their knowledge."
-    torch.manual_seed(seed); photo = Teacher(3, 3, tuple(widths), norm=norm)
-    torch.manual_seed(seed + 1); sketch = Teacher(1, 1, tuple(widths), norm=norm)
-    return freeze(photo), freeze(sketch)
 
 def grid_teachers(teachers=None, # "shipped", "train", a folder with photo/sketch_teacher.pt, or None (shipped where they exist)
                   data: str = "synthetic", size: int = 64) -> tuple:
