@@ -336,7 +336,8 @@ def run_key(row: dict) -> tuple:
     return tuple(_norm(row.get(c, "")) for c in RUN_KEY)
 
 def damaged(row: dict) -> bool:
-    "A row cut short or edited by hand: a key field missing, or a score that is not a number."
+    "A row cut short or edited by hand: fewer or more fields than the header, a key field empty, or a score that is not a number."
+    if None in row or any(v is None for v in row.values()): return True   # how csv.DictReader shows a short or long row
     if any(row.get(c) in (None, "") for c in RUN_KEY): return True
     try: return any(not math.isfinite(float(row[c])) for c in _SCORES)
     except (TypeError, ValueError, KeyError): return True

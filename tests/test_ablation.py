@@ -24,6 +24,7 @@ def test_the_key_holds_every_setting_that_changes_a_result():
 def test_a_damaged_row_is_not_done():
     assert not damaged(_row())
     assert damaged(_row(p2s_fsim="")) and damaged(_row(s2p_l1="0.1x")) and damaged(_row(seed="")) and damaged(_row(p2s_l1="nan"))
+    assert damaged(_row(cpu_seconds=None)) and damaged({**_row(), None: ["extra"]})     # a short row, a long row
 
 def test_a_damaged_last_row_runs_again_and_the_file_is_kept_aside(tmp_path):
     rows = run_ablation(tmp_path, ["pixel"], seeds=(0, 1), **TINY)
