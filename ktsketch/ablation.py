@@ -4,7 +4,8 @@
 
 # %% ../nbs/11_does_kt_help.ipynb #2f3dbc8c
 from __future__ import annotations
-import copy, csv, io, math, time
+import copy, csv, io, math, os, shutil, time
+from dataclasses import replace
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,18 +15,21 @@ import torch.nn.functional as nnf
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save, tensor_to_uint8
 from .data import UnpairedDataset
-from .teachers import FULL_WIDTHS, SMALL_WIDTHS
+from .teachers import FULL_WIDTHS, SMALL_WIDTHS, Teacher, freeze
 from .students import Student
 from .transfer import Callback, translate, pair_tensors
 from .evaluation import evaluate, score_pairs
-from .runs import run_data, teacher_pools, TrainTeachers, teacher_source, get_teachers, student_config, train_students
+from .runs import (run_data, teacher_pools, TrainTeachers, ShippedTeachers, teacher_source, get_teachers,
+                           student_config, train_students, score_variant)
 
 # %% auto #0
-__all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'METRICS', 'METRIC_NAMES', 'Variant', 'variant_table',
-           'PairRange', 'AblationData', 'ablation_data', 'mask_blocks', 'pretrain_autoencoders',
-           'init_from_autoencoders', 'pool_tensors', 'face_crop', 'working_size_scores', 'KeepBest', 'train_variant',
-           'read_results', 'write_results', 'run_ablation', 'results_frame', 'summarise', 'data_limited_check',
-           'compare_to_pixel', 'conclusion', 'verdict_table', 'published_results', 'published_finding', 'plot_ablation',
+__all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTINGS', 'RUN_KEY', 'METRICS', 'METRIC_NAMES',
+           'Variant', 'variant_table', 'PairRange', 'PairSubset', 'AblationData', 'seed_pairs', 'ablation_data',
+           'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors', 'face_crop',
+           'working_size_scores', 'KeepBest', 'random_teachers', 'train_variant', 'run_key', 'damaged', 'read_results',
+           'write_results', 'row_files', 'grid_rows', 'merge_results', 'grid_teachers', 'run_ablation',
+           'run_ablation_parallel', 'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel',
+           'spread_conclusion', 'verdict_table', 'published_results', 'published_finding', 'plot_ablation',
            'plot_overfitting', 'ablate_cmd']
 
 # %% ../nbs/11_does_kt_help.ipynb #53c4d2a1
@@ -38,9 +42,12 @@ class Variant:
     init: str | None = None      # "autoencoders": G and F start from student-shaped autoencoders of the pools (ours)
     ours: bool = False           # True: not the paper's method but our extension
     about: str = ""              # one line for tables
+    teachers: str | None = None  # None: the grid's teachers; "random": untrained ones; "600": trained here for 600 steps
+    baseline: str = "pixel"      # the arm this one is compared with, seed by seed (the same students without the transfer)
+    control: bool = False        # True: a control that asks *why* an arm helps, not a method
 
     @property
-    def source(self) -> str: return "ours" if self.ours else "paper"
+    def source(self) -> str: return "ours" if self.ours else "control" if self.control else "paper"
 
 VARIANTS = {
     "pixel":           Variant("pixel", about="pixel L1 only: the students alone on N pairs"),
@@ -52,18 +59,27 @@ VARIANTS = {
                                about="+ teacher features, decoder only, lambda_teacher 0.1"),
     "mutual":          Variant("mutual", about="+ mutual transfer between G and F only"),
     "kt":              Variant("kt", about="teacher + mutual transfer: the paper's method"),
-    "kt_gan":          Variant("kt_gan", about="kt + a PatchGAN (the paper's KD+)"),
+    "kt_gan":          Variant("kt_gan", about="kt + a PatchGAN (KD+, the journal extension's arm, not the IJCAI paper's)"),
     "ours_pool":       Variant("teacher", dict(teacher_parts="encoder", lambda_pool=1.0), ours=True,
                                about="ours: the encoders mimic the teachers' encoders on the pairs and on the unpaired pools"),
     "ours_init":       Variant("pixel", init="autoencoders", ours=True,
                                about="ours: pixel L1, but G and F start from autoencoders trained on the unpaired pools"),
+    "teacher_random":  Variant("teacher", teachers="random", control=True,
+                               about="control: teacher, but the teachers are untrained (random weights): regularisation, not knowledge"),
+    "teacher_600":     Variant("teacher", teachers="600", control=True,
+                               about="control: teacher, with teachers pre-trained for only 600 steps: does teacher strength matter?"),
+    "pixel_noskip":    Variant("pixel", dict(skips=False), control=True,
+                               about="control: pixel with students without U-Net skips (the baseline of teacher_noskip)"),
+    "teacher_noskip":  Variant("teacher", dict(skips=False), baseline="pixel_noskip", control=True,
+                               about="control: teacher with students without skips, so their decoders match the skip-free teachers'"),
 }
 
 def variant_table():
     "The arms as a DataFrame: preset, what changes, pairs, paper or ours."
     import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     return pd.DataFrame([dict(variant=k, preset=v.preset, changes=", ".join(f"{a}={b}" for a, b in v.overrides.items()),
-                              pairs=f"{v.pairs_factor}N", source=v.source, about=v.about)
+                              pairs=f"{v.pairs_factor}N", source=v.source,
+                              teachers=v.teachers or "the grid's", baseline=v.baseline, about=v.about)
                          for k, v in VARIANTS.items()]).set_index("variant")
 
 # %% ../nbs/11_does_kt_help.ipynb #bd4b2621
@@ -78,40 +94,62 @@ class PairRange:
         if not 0 <= i < len(self): raise IndexError(f"pair {i} of {len(self)}")
         return self.source.get(self.start + i)
 
+class PairSubset:
+    "The pairs of a pair source at `indices`, in that order, as a pair source."
+    def __init__(self, source, indices):
+        self.source, self.indices = source, [int(i) for i in indices]
+    def __len__(self): return len(self.indices)
+    def get(self, i: int):
+        if not 0 <= i < len(self): raise IndexError(f"pair {i} of {len(self)}")
+        return self.source.get(self.indices[i])
+
 @dataclass
 class AblationData:
-    "The splits of one ablation: training pairs (the first N are 'the few'), validation, test, two unpaired pools."
-    train: object                # pair source; an arm with pairs_factor k trains on its first k*N pairs
-    val: object                  # pair source for choosing checkpoints (never the test set)
+    "The splits of one ablation: a training pool each seed draws its few pairs from, validation, test, two unpaired pools."
+    train: object                # pair source: the training pool (`seed_pairs` draws a seed's pairs from it)
+    val: object                  # pair source for choosing checkpoints (never the test set, never in the teachers' pools)
     test: object                 # pair source for the scores
-    photo_pool: object           # image source of unpaired photos (teachers, ours_pool, ours_init)
+    photo_pool: object           # image source of unpaired photos (teachers trained here, ours_pool, ours_init)
     sketch_pool: object          # image source of unpaired sketches
     name: str = "synthetic"
 
+def seed_pairs(data: AblationData, # from ablation_data
+               seed: int, # the run's seed: each seed has its own order of the training pool
+               n: int, # how many pairs
+              ) -> PairSubset:
+    "The first `n` pairs of seed `seed`'s shuffled order of the training pool: each seed its own draw, and a seed's N pairs lie inside its 4N."
+    if n > len(data.train): raise UserError(f"{n} training pairs asked of a training pool of {len(data.train)}")
+    order = np.random.default_rng([int(seed), 1709]).permutation(len(data.train))
+    return PairSubset(data.train, order[:n])
+
 def ablation_data(data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
                   root=None, # the data set folder (cufs/cufsf); for synthetic an optional PNG cache folder
-                  pairs: int = 8, # N, the few pairs
+                  pairs=8, # N, the few pairs, or a list of N values (the largest sizes the pool)
                   max_factor: int = 10, # the largest pairs_factor in the grid
                   n_val: int = 32, # validation pairs
                   n_test: int = 100, # test pairs (synthetic only; real data keep their standard test split)
                   n_pool: int = 2000, # unpaired images per pool (synthetic only)
                   photo_pool=None, sketch_pool=None, # folders of unpaired images (default: the data set's pools, else its training split)
                   seed: int = 0, # the synthetic world
+                  train_pool: int = 256, # synthetic only: the training pool the seeds draw from (at least the largest N x factor)
                   log=print, # where a note goes when real data has no pools of its own
                  ) -> AblationData:
     "The splits an ablation needs, checked against the grid's size."
-    if pairs < 1: raise UserError(f"--pairs {pairs}: must be at least 1")
-    need = pairs * max_factor
+    ns = [int(pairs)] if np.isscalar(pairs) else [int(n) for n in pairs]
+    bad = [n for n in ns if n < 1]
+    if bad or not ns: raise UserError(f"--pairs {bad[0] if bad else pairs}: must be at least 1")
+    need = max(ns) * max_factor
     if data == "synthetic":
-        s = run_data("synthetic", root, seed, n_train=need, n_val=n_val, n_test=n_test, n_pool=n_pool)
+        s = run_data("synthetic", root, seed, n_train=max(need, train_pool), n_val=n_val, n_test=n_test, n_pool=n_pool)
         return AblationData(s.train, s.val, s.test, *teacher_pools(s, photo_pool, sketch_pool, log), "synthetic")
     splits = run_data(data, root)
     n = len(splits.train)
     if n < need + n_val:
-        raise UserError(f"--data {data}: the training split has {n} pairs, but {pairs} pairs x {max_factor} (the largest "
+        raise UserError(f"--data {data}: the training split has {n} pairs, but {max(ns)} pairs x {max_factor} (the largest "
                         f"factor in the grid) + {n_val} validation pairs are needed: lower --pairs or leave out pixel_10x")
-    return AblationData(PairRange(splits.train, 0, need), PairRange(splits.train, n - n_val, n), splits.test,
-                        *teacher_pools(splits, photo_pool, sketch_pool, log), str(data))
+    train = PairRange(splits.train, 0, n - n_val)      # the last n_val pairs validate: they are in no pool and no draw
+    return AblationData(train, PairRange(splits.train, n - n_val, n), splits.test,
+                        *teacher_pools(replace(splits, train=train), photo_pool, sketch_pool, log), str(data))
 
 # %% ../nbs/11_does_kt_help.ipynb #6ce037bd
 def mask_blocks(x: torch.Tensor, # (B, C, H, W) in [-1, 1]
@@ -213,12 +251,18 @@ class KeepBest(Callback):
             if self.best[net][2] is not None: model.load_state_dict(self.best[net][2])
 
 # %% ../nbs/11_does_kt_help.ipynb #df09b264
+def random_teachers(widths=SMALL_WIDTHS, seed: int = 0, norm: str = "batch") -> tuple:
+    "Two untrained teachers (photo, sketch), frozen: the control that has the teachers' shape but none of their knowledge."
+    torch.manual_seed(seed); photo = Teacher(3, 3, tuple(widths), norm=norm)
+    torch.manual_seed(seed + 1); sketch = Teacher(1, 1, tuple(widths), norm=norm)
+    return freeze(photo), freeze(sketch)
+
 def train_variant(name: str, # a key of VARIANTS
                   data: AblationData, # from ablation_data
                   pairs: int, # N
                   seed: int, # this run's seed (initial weights, batches, augmentations)
                   steps: int, # optimisation steps
-                  teachers=None, # (photo_teacher, sketch_teacher), for the arms that use them
+                  teachers=None, # (photo_teacher, sketch_teacher) for the arms that use them; or a dict {None: the grid's pair, "random": ..., "600": ...}
                   pools=None, # (photos, sketches) tensors at `size`, for ours_pool
                   autoencoders=None, # (photo_ae, sketch_ae), for ours_init
                   size: int = 64, widths=(8, 16, 32, 64), batch_size: int = 8,
@@ -226,18 +270,24 @@ def train_variant(name: str, # a key of VARIANTS
                   device=None, progress: bool = False,
                   cache: dict | None = None, # keeps pair tensors between runs
                   return_trainer: bool = False, # also return the Trainer (its G and F hold the chosen weights)
+                  nlda_splits: int = 20, # NLDA's random identity splits (0: no NLDA, e.g. for a test set under 4 faces)
                  ) -> dict: # one row of the ablation table (and the Trainer if asked)
     "Train one arm with one seed, keep each student's best validation weights, score them on the test pairs."
     if name not in VARIANTS: raise UserError(f"variant {name!r}: expected one of {', '.join(VARIANTS)}")
-    v, cache = VARIANTS[name], {} if cache is None else cache
+    v, cache, cpu0 = VARIANTS[name], {} if cache is None else cache, time.process_time()
     n = pairs * v.pairs_factor
     if n > len(data.train): raise UserError(f"variant {name} needs {n} training pairs, the data has {len(data.train)}")
     if v.init == "autoencoders" and autoencoders is None: raise UserError(f"variant {name} needs autoencoders=(photo_ae, sketch_ae)")
-    def tensors(src, k):
-        key = (id(src), k, size)
-        if key not in cache: cache[key] = pair_tensors(PairRange(src, 0, k), size)
+    def tensors(src, *key):
+        key = (*key, size)
+        if key not in cache: cache[key] = pair_tensors(src, size)
         return cache[key]
-    train, val, test = tensors(data.train, n), tensors(data.val, len(data.val)), tensors(data.test, len(data.test))
+    train = tensors(seed_pairs(data, seed, n), "train", id(data.train), seed, n)
+    val, test = tensors(data.val, "val", id(data.val)), tensors(data.test, "test", id(data.test))
+    if isinstance(teachers, dict): teachers = teachers.get(v.teachers)
+    elif v.teachers is not None: teachers = None   # a control arm needs its own teachers: given in the dict
+    if v.preset != "pixel" and teachers is None:
+        raise UserError(f"variant {name} needs teachers" + (f' (teachers["{v.teachers}"])' if v.teachers else ""))
     cfg = student_config(v.preset, steps, **{**dict(size=size, widths=tuple(widths), batch_size=batch_size, seed=seed,
                                                      device=str(get_device(device)), progress=progress), **v.overrides})
     init = (lambda tr: init_from_autoencoders(tr.G, tr.F, *autoencoders)) if v.init == "autoencoders" else None
@@ -247,32 +297,66 @@ def train_variant(name: str, # a key of VARIANTS
     seconds = time.perf_counter() - t0
     best.restore(tr)
     dev = tr.device
-    protocol = evaluate(tr.G, tr.F, data.test, size=size, device=dev).loc["mean"]
+    if nlda_splits: protocol, _, _ = score_variant(tr.G, tr.F, data.test, size, device=dev, nlda_splits=nlda_splits)
+    else:
+        m = evaluate(tr.G, tr.F, data.test, size=size, device=dev).loc["mean"]
+        protocol = {d: dict(fsim=float(m[f"{d}_fsim"]), ssim=float(m[f"{d}_ssim"]), nlda=math.nan) for d in ("p2s", "s2p")}
     here = working_size_scores(tr.G, tr.F, *test, dev)
     row = dict(variant=name, pairs=n, seed=seed, steps=steps,
                 p2s_fsim=here["p2s_fsim"], p2s_ssim=here["p2s_ssim"], p2s_l1=here["p2s_l1"],
                 s2p_fsim=here["s2p_fsim"], s2p_ssim=here["s2p_ssim"], s2p_l1=here["s2p_l1"],
-                p2s_fsim_protocol=float(protocol["p2s_fsim"]), p2s_ssim_protocol=float(protocol["p2s_ssim"]),
-                s2p_fsim_protocol=float(protocol["s2p_fsim"]), s2p_ssim_protocol=float(protocol["s2p_ssim"]),
+                p2s_fsim_protocol=protocol["p2s"]["fsim"], p2s_ssim_protocol=protocol["p2s"]["ssim"],
+                s2p_fsim_protocol=protocol["s2p"]["fsim"], s2p_ssim_protocol=protocol["s2p"]["ssim"],
+                p2s_nlda=protocol["p2s"]["nlda"], s2p_nlda=protocol["s2p"]["nlda"],
                 train_p2s_l1=_l1(tr.G, *train, dev), train_s2p_l1=_l1(tr.F, *train[::-1], dev),
                 val_p2s_l1=best.best["G"][0], val_s2p_l1=best.best["F"][0], best_step_G=best.best["G"][1],
                 best_step_F=best.best["F"][1],
                 source=v.source, data=data.name, size=size, device=str(dev),
-                seconds=round(seconds, 1))
+                seconds=round(seconds, 1), cpu_seconds=round(time.process_time() - cpu0, 1))
     return (row, tr) if return_trainer else row
 
 # %% ../nbs/11_does_kt_help.ipynb #bf6ec554
 COLUMNS = ("variant", "pairs", "seed", "steps", "p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1",
            "p2s_fsim_protocol", "p2s_ssim_protocol", "s2p_fsim_protocol", "s2p_ssim_protocol", "train_p2s_l1", "train_s2p_l1", "val_p2s_l1", "val_s2p_l1", "best_step_G", "best_step_F",
-           "source", "data", "size", "device", "seconds")
+           "source", "data", "size", "device", "seconds",
+           "p2s_nlda", "s2p_nlda", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs", "cpu_seconds")
+# the settings of a whole grid (one folder holds one value of each) and the fields that tell its runs apart
+GRID_SETTINGS = ("data", "size", "steps", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs")
+RUN_KEY = GRID_SETTINGS + ("variant", "pairs", "seed")
+_SCORES = ("p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1")
 
-def read_results(path) -> list:
-    "The rows of an ablation CSV as dicts of strings (empty if the file does not exist)."
+def _norm(v) -> str:
+    "A setting as the CSV holds it: 64, 64.0 and '64' are the same setting."
+    try: f = float(v)
+    except (TypeError, ValueError): return str(v).strip()
+    return str(int(f)) if f.is_integer() else repr(f)
+
+def run_key(row: dict) -> tuple:
+    "What makes a run the same run: every setting that changes its result."
+    return tuple(_norm(row.get(c, "")) for c in RUN_KEY)
+
+def damaged(row: dict) -> bool:
+    "A row cut short or edited by hand: fewer or more fields than the header, a key field empty, or a score that is not a number."
+    if None in row or any(v is None for v in row.values()): return True   # how csv.DictReader shows a short or long row
+    if any(row.get(c) in (None, "") for c in RUN_KEY): return True
+    try: return any(not math.isfinite(float(row[c])) for c in _SCORES)
+    except (TypeError, ValueError, KeyError): return True
+
+def read_results(path, # an ablation CSV
+                 keyed: bool = False, # True: refuse a table without the run-key columns (one written by an older ktsketch)
+                ) -> list: # rows as dicts of strings (empty if the file does not exist)
+    "The rows of an ablation CSV as dicts of strings; a file that is not an ablation table is refused."
     path = Path(path)
     if not path.exists(): return []
-    with open(path, newline="") as f: rows = list(csv.DictReader(f))
-    missing = [c for c in COLUMNS[:10] if rows and c not in rows[0]]
-    if missing: raise UserError(f"{path}: not an ablation table (missing columns {', '.join(missing)})")
+    try:
+        with open(path, newline="") as f: reader = csv.DictReader(f); rows = list(reader); header = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: not an ablation table ({e.__class__.__name__}): move it away or choose another --out") from None
+    need = RUN_KEY if keyed else COLUMNS[:10]
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise UserError(f"{path}: not an ablation table of this ktsketch (missing columns {', '.join(missing)}): "
+                        f"it is kept as it is; choose another --out")
     return rows
 
 def write_results(rows: list, path) -> Path:
@@ -280,6 +364,45 @@ def write_results(rows: list, path) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore"); w.writeheader(); w.writerows(rows)
     return atomic_write_text(buf.getvalue(), path)
+
+def _part_name(worker: tuple) -> str: return f"ablation.part-{worker[0]}-of-{worker[1]}.csv"
+
+def row_files(out) -> list:
+    "The row files of a grid folder: ablation.csv (every row, merged) and one part per worker (`--worker i/K`)."
+    out = Path(out)
+    return [out / "ablation.csv"] + sorted(out.glob("ablation.part-*-of-*.csv"))
+
+def _keep_damaged(path: Path, log) -> None:
+    "Copy a file with damaged rows aside (never overwritten) before it is rewritten without them."
+    k = 1
+    while path.with_name(f"{path.name}.damaged-{k}").exists(): k += 1
+    shutil.copyfile(path, path.with_name(f"{path.name}.damaged-{k}"))
+    log(f"note: {path} had damaged rows: they will run again; the file as it was is kept as {path.name}.damaged-{k}")
+
+def grid_rows(out, log=print) -> tuple:
+    "(good rows of every row file of `out`, one per run key; {file: number of damaged rows}), nothing rewritten."
+    rows, seen, bad = [], set(), {}
+    for f in row_files(out):
+        for r in read_results(f, keyed=True):
+            if damaged(r): bad[f] = bad.get(f, 0) + 1; continue
+            k = run_key(r)
+            if k not in seen: seen.add(k); rows.append(r)
+    return rows, bad
+
+def merge_results(out, log=print) -> list:
+    "Merge every row file of `out` into out/ablation.csv (atomic; the part files stay, so nothing is lost)."
+    rows, bad = grid_rows(out, log)
+    if Path(out, "ablation.csv") in bad: _keep_damaged(Path(out, "ablation.csv"), log)
+    if rows or bad: write_results(rows, Path(out) / "ablation.csv")
+    return rows
+
+def _check_settings(rows, settings: dict, folder) -> None:
+    "Refuse to add runs with other grid settings to a folder: its table would mix them."
+    for c in GRID_SETTINGS:
+        have = sorted({_norm(r[c]) for r in rows} - {_norm(settings[c])})
+        if have:
+            raise UserError(f"--{c} {settings[c]}: {folder} holds runs with --{c} {', '.join(have)}; one folder holds one grid: "
+                            f"use the same --{c}, or another --out")
 
 def _load_autoencoders(files, widths):
     aes = []
@@ -290,63 +413,121 @@ def _load_autoencoders(files, widths):
         aes.append(ae.eval())
     return tuple(aes)
 
+def grid_teachers(teachers=None, # "shipped", "train", a folder with photo/sketch_teacher.pt, or None (shipped where they exist)
+                  data: str = "synthetic", size: int = 64) -> tuple:
+    "(the label a row records, the teacher source) of a grid's teachers."
+    if teachers is None: teachers = "shipped" if data == "synthetic" and size in (64, 128) else "train"
+    if teachers == "shipped":
+        if size not in (64, 128): raise UserError(f"--teachers shipped: teachers ship at 64 and 128, not --size {size}; use --teachers train")
+        return f"shipped{size}", ShippedTeachers(size)
+    if teachers == "train": return "trained", None
+    if not Path(teachers).is_dir(): raise UserError(f"--teachers {teachers}: expected shipped, train or a folder of teachers")
+    return str(Path(teachers).resolve()), Path(teachers)
+
+def _runs(variants, pairs, seeds) -> list:
+    "Every (variant, N, seed) of a grid in a fixed order: seed by seed, so a grid cut short holds whole seeds."
+    return [(v, n, s) for s in seeds for n in pairs for v in variants]
+
 def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a rerun continues where it stopped)
                  variants=tuple(VARIANTS), # which arms
                  data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
                  root=None, # the data set folder for cufs/cufsf
-                 pairs: int = 8, # N, the few pairs
-                 seeds=(0, 1, 2), # one run per arm and seed
+                 pairs=8, # N, the few pairs, or a list of N values
+                 seeds=(0, 1, 2), # one run per arm, N and seed; each seed draws its own pairs
                  steps: int = 1000, # student steps per run
                  size: int = 64, widths=(8, 16, 32, 64), batch_size: int = 8,
                  teacher_widths=(16, 32, 64, 128), teacher_steps: int = 600, teacher_batch: int = 16,
-                 teachers=None, # a folder with photo_teacher.pt and sketch_teacher.pt to reuse
+                 teachers=None, # "shipped", "train" (pre-trained here, teacher_steps), a folder of teachers, or None: shipped where they exist
                  n_val: int = 32, n_test: int = 100, n_pool: int = 2000,
                  photo_pool=None, sketch_pool=None, # real data: folders of unpaired images
                  eval_every: int = 100, device=None, progress: bool = True, log=print,
-                ) -> list: # every row of out/ablation.csv
-    "Train and score every (arm, seed); each row is added to out/ablation.csv as its run ends."
+                 worker: tuple = None, # (i, K): run only runs i, i+K, i+2K, ... of the grid, rows to this worker's part file
+                 nlda_splits: int = 20, # NLDA's random splits per run
+                 prepare_only: bool = False, # only make what the runs share (teachers trained here, autoencoders), e.g. before workers start
+                ) -> list: # every row of the grid's folder
+    "Train and score every (arm, N, seed); each row is saved as its run ends, and a rerun runs only what is missing."
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise UserError(f"--variants: {'unknown ' + ', '.join(unknown) if unknown else 'none given'}; expected some of {', '.join(VARIANTS)}")
     if steps < 1: raise UserError(f"--steps {steps}: must be at least 1")
+    ns = [int(pairs)] if np.isscalar(pairs) else sorted({int(n) for n in pairs})
+    if not ns or min(ns) < 1: raise UserError(f"--pairs {pairs}: every N must be at least 1")
     out, dev = Path(out), get_device(device)
     if out.exists() and not out.is_dir(): raise UserError(f"--out {out}: exists and is not a folder")
-    csv_path = out / "ablation.csv"
-    rows = read_results(csv_path)
-    done = {(r["variant"], int(r["pairs"]), int(r["seed"]), int(r["steps"])) for r in rows}
-    todo = [(v, s) for v in variants for s in seeds if (v, pairs * VARIANTS[v].pairs_factor, s, steps) not in done]
+    label, source = grid_teachers(teachers, data, size)
+    settings = dict(data=str(data), size=size, steps=steps, teachers=label, teacher_steps=teacher_steps, pool=n_pool,
+                    val_pairs=n_val, test_pairs=n_test)
+    rows, bad = grid_rows(out, log)
+    _check_settings(rows, settings, out)
+    mine = out / (_part_name(worker) if worker else "ablation.csv")
+    grid = _runs(variants, ns, seeds)
+    if worker: grid = grid[worker[0]::worker[1]]
+    done = {run_key(r) for r in rows}
+    todo = [(v, n, s) for v, n, s in grid
+            if run_key({**settings, "variant": v, "pairs": n * VARIANTS[v].pairs_factor, "seed": s}) not in done]
     if not todo:
-        log(f"{csv_path}: every run of this grid is there already")
-        return rows
-    d = ablation_data(data, root, pairs, max(VARIANTS[v].pairs_factor for v, _ in todo), n_val, n_test, n_pool,
+        log(f"{out}: every run of this grid is there already")
+        return merge_results(out, log) if worker is None else rows
+    d = ablation_data(data, root, ns, max(VARIANTS[v].pairs_factor for v, _, _ in todo), n_val, n_test, n_pool,
                       photo_pool, sketch_pool, log=log)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"ablation on {d.name}: N={pairs}, {len(todo)} runs to go ({steps} steps each, {size}x{size}) on {dev} -> {csv_path}")
-    arms = [VARIANTS[v] for v, _ in todo]
-    need_teachers = any(a.preset != "pixel" for a in arms)
+    if mine in bad: _keep_damaged(mine, log)
+    log(f"ablation on {d.name}: N={','.join(map(str, ns))}, {len(todo)} runs to go ({steps} steps each, {size}x{size}, "
+        f"teachers {label}) on {dev} -> {mine}")
+    arms = [VARIANTS[v] for v, _, _ in todo]
+    uses = {a.teachers for a in arms if a.preset != "pixel"}
     need_aes = any(a.init == "autoencoders" for a in arms)
-    need_pools = need_aes or any(a.overrides.get("lambda_pool") for a in arms) or (need_teachers and teachers is None)
+    need_pools = need_aes or any(a.overrides.get("lambda_pool") for a in arms) or "600" in uses or (None in uses and source is None)
     pools = (pool_tensors(d.photo_pool, "photo", size, progress), pool_tensors(d.sketch_pool, "sketch", size, progress)) \
             if need_pools else None
-    pair_teachers = aes = None
-    if need_teachers:   # trained once per grid (seed 0) and kept in out/teachers, unless a folder is given
-        source = teacher_source(teachers, TrainTeachers(tuple(teacher_widths), teacher_steps, teacher_batch, seed=0))
-        pair_teachers = get_teachers(source, pools, save_to=out / "teachers", reuse=True, device=dev, progress=progress)
+    pair_teachers, aes = {}, None
+    if None in uses:    # the grid's teachers: shipped, a folder, or trained once (seed 0) and kept in out/teachers
+        src = source or TrainTeachers(tuple(teacher_widths), teacher_steps, teacher_batch, seed=0)
+        pair_teachers[None] = get_teachers(src, pools, save_to=out / "teachers", reuse=True, device=dev, progress=progress)
+    if "600" in uses:
+        pair_teachers["600"] = get_teachers(TrainTeachers(tuple(teacher_widths), 600, teacher_batch, seed=0), pools,
+                                            save_to=out / "teachers_600", reuse=True, device=dev, progress=progress)
+    if "random" in uses: pair_teachers["random"] = random_teachers(teacher_widths)
     if need_aes:
         files = [out / "autoencoders" / "photo_ae.pt", out / "autoencoders" / "sketch_ae.pt"]
         if all(f.is_file() for f in files): aes = _load_autoencoders(files, widths)
         else:
             aes = pretrain_autoencoders(pools[0], pools[1], widths, teacher_steps, teacher_batch, seed=0, device=dev, progress=progress)
             for f, ae in zip(files, aes): atomic_save(ae.state_dict(), f)
+    if prepare_only: return rows
     cache = {}
-    for v, s in tqdm(todo, desc="ablation", disable=not progress):
-        row = train_variant(v, d, pairs, s, steps, pair_teachers, pools, aes, size, widths, batch_size, eval_every, dev,
-                            cache=cache)
-        rows.append(row)
-        write_results(rows, csv_path)
-        log(f"  {v:<16} seed {s}: p2s FSIM {row['p2s_fsim']:.4f} L1 {row['p2s_l1']:.4f} | "
+    own = [r for r in read_results(mine, keyed=True) if not damaged(r)] if worker else None
+    for v, n, s in tqdm(todo, desc="ablation", disable=not progress):
+        row = train_variant(v, d, n, s, steps, pair_teachers, pools, aes, size, widths, batch_size, eval_every, dev,
+                            cache=cache, nlda_splits=nlda_splits)
+        row.update(settings)
+        if worker: own.append(row); write_results(own, mine)
+        else:
+            rows, _ = grid_rows(out, log)      # a worker may have added rows meanwhile: keep them
+            rows.append(row); write_results(rows, mine)
+        log(f"  {v:<16} N={n:<3} seed {s}: p2s FSIM {row['p2s_fsim']:.4f} L1 {row['p2s_l1']:.4f} NLDA {row['p2s_nlda']:.3f} | "
             f"s2p FSIM {row['s2p_fsim']:.4f} L1 {row['s2p_l1']:.4f}  ({row['seconds']:.0f} s)")
-    return rows
+    return merge_results(out, log)
+
+def _ablate_worker(kwargs: dict, threads: int) -> int:
+    "One worker process of `run_ablation_parallel`: its own torch threads, its share of the grid."
+    torch.set_num_threads(threads)
+    return len(run_ablation(**kwargs))
+
+def run_ablation_parallel(out, workers: int = 2, # processes, each with a static share of the runs (run i goes to worker i mod K)
+                          threads: int = 1, # torch threads per worker
+                          **kwargs, # run_ablation's arguments
+                         ) -> list: # every row of the grid's folder, merged into out/ablation.csv
+    "`run_ablation` in `workers` processes at once: the shared files are made first, each worker writes its own part file, then all are merged."
+    import concurrent.futures as cf, multiprocessing as mp
+    if workers < 1: raise UserError(f"--workers {workers}: must be at least 1")
+    log = kwargs.pop("log", print)
+    run_ablation(out, **kwargs, log=log, prepare_only=True)
+    kwargs = {**kwargs, "progress": False}
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        jobs = [ex.submit(_ablate_worker, dict(kwargs, out=out, worker=(i, workers)), threads) for i in range(workers)]
+        for j in jobs: j.result()
+    return merge_results(out, log)
 
 # %% ../nbs/11_does_kt_help.ipynb #27ad328d
 METRICS = ("p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1")
@@ -364,7 +545,7 @@ def results_frame(rows_or_path) -> "pd.DataFrame":
     missing = [c for c in COLUMNS[:10] if c not in df.columns]
     if missing: raise UserError(f"not an ablation table: missing columns {', '.join(missing)}")
     for c in df.columns:
-        if c in COLUMNS and c not in ("variant", "source", "data", "device"): df[c] = pd.to_numeric(df[c])
+        if c in COLUMNS and c not in ("variant", "source", "data", "device", "teachers"): df[c] = pd.to_numeric(df[c])
     return df
 
 def summarise(df, metrics=METRICS) -> "pd.DataFrame":
@@ -416,7 +597,7 @@ def compare_to_pixel(df, metric: str = "p2s_fsim") -> "pd.DataFrame":
     cols = ["variant", "source", "mean", "sd", "diff", "spread", "diff_in_spreads", "verdict", "seeds_ahead", "paired_sd"]
     return pd.DataFrame(rows, columns=cols).set_index("variant").sort_values("diff", ascending=False)
 
-def conclusion(df, metric: str = "p2s_fsim") -> str:
+def spread_conclusion(df, metric: str = "p2s_fsim") -> str:
     "What the table supports, in plain sentences: the data-limited check, then which arms beat `pixel` at N."
     check = data_limited_check(df, metric)
     cmp = compare_to_pixel(df, metric)
@@ -468,7 +649,7 @@ def published_results():
     return Path(str(p)) if p.is_file() else None
 
 def published_finding(metric: str = "p2s_fsim") -> str:
-    "Where the shipped grid came from and what it supports (`conclusion`), in one paragraph."
+    "Where the shipped grid came from and what it supports (`spread_conclusion`), in one paragraph."
     p = published_results()
     if p is None: return "No ablation table ships with this installation of ktsketch (see notebook 11_does_kt_help)."
     t = results_frame(p)
@@ -480,7 +661,7 @@ def published_finding(metric: str = "p2s_fsim") -> str:
     return (f"Notebook 11_does_kt_help ran every arm with {t.seed.nunique()} seeds on {t.data.iloc[0]} data at "
             f"{int(few.pairs.iloc[0])} pairs, {int(t.steps.iloc[0])} steps, {int(t['size'].iloc[0])}x{int(t['size'].iloc[0])} "
             f"(FSIM and SSIM scored at that size, not blown up to 250x200 as the demo scores them: see the notebook). "
-            + conclusion(t, metric) + more)
+            + spread_conclusion(t, metric) + more)
 
 # %% ../nbs/11_does_kt_help.ipynb #0e77ff0d
 def plot_ablation(df, metrics=("p2s_fsim", "s2p_fsim"), title: str = None):
@@ -521,38 +702,70 @@ def plot_overfitting(df, direction: str = "p2s"):
     return fig
 
 # %% ../nbs/11_does_kt_help.ipynb #0a73f71c
+def _parse_pairs(pairs) -> list:
+    "--pairs 8 or --pairs 4,16: the N values, each at least 1."
+    try: ns = [int(p) for p in str(pairs).replace(" ", "").split(",") if p]
+    except ValueError: raise UserError(f"--pairs {pairs}: expected a number or a comma-separated list such as 4,16") from None
+    if not ns or min(ns) < 1: raise UserError(f"--pairs {pairs}: every N must be at least 1")
+    return sorted(set(ns))
+
+def _parse_worker(worker) -> tuple | None:
+    "--worker i/K: this process's share of the grid."
+    if worker is None: return None
+    try: i, k = (int(x) for x in str(worker).split("/"))
+    except ValueError: raise UserError(f"--worker {worker}: expected i/K, e.g. 0/2 and 1/2 for two processes") from None
+    if not (k >= 1 and 0 <= i < k): raise UserError(f"--worker {worker}: expected 0 <= i < K")
+    return i, k
+
+def _check_out(out) -> Path:
+    "A folder the grid can be written to, checked before any work."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise UserError(f"--out {out}: exists and is not a folder")
+    parent = next(p for p in [out, *out.parents] if p.exists())
+    if not os.access(parent, os.W_OK | os.X_OK): raise UserError(f"--out {out}: {parent} is not writable")
+    return out
+
 def ablate_cmd(data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
                root: str = None, # the data set folder for cufs/cufsf
-               variants: str = "all", # comma-separated arms (see notebook 11), or "all"
-               pairs: int = 8, # N, the few training pairs
-               seeds: int = 3, # seeds per arm (0, 1, ...)
+               variants: str = "all", # comma-separated arms, or all: pixel, pixel_10x, teacher, teacher_0.1, teacher_dec, teacher_dec_0.1, mutual, kt, kt_gan, ours_pool, ours_init, teacher_random, teacher_600, pixel_noskip, teacher_noskip
+               pairs: str = "8", # N, the few training pairs, or a list such as 4,16 (each seed draws its own, nested)
+               seeds: int = 3, # seeds per arm and N (0, 1, ...)
                steps: int = 1000, # student steps per run
                out: str = None, # the folder for ablation.csv (required); a rerun continues where it stopped
                size: int = 64, # the square size the networks see (256: full size, on a GPU)
-               teachers: str = None, # a folder with photo_teacher.pt and sketch_teacher.pt to reuse
-               teacher_steps: int = 600, # pre-training steps per teacher (and per autoencoder of ours_init)
+               teachers: str = None, # shipped, train, or a folder with photo_teacher.pt and sketch_teacher.pt (default: shipped where they exist, at 64 and 128 on synthetic faces; else train)
+               teacher_steps: int = 600, # pre-training steps per teacher trained here (and per autoencoder of ours_init)
                photo_pool: str = None, # real data: a folder of unpaired photos (default: the training split's)
                sketch_pool: str = None, # real data: a folder of unpaired sketches
                val_pairs: int = 32, # validation pairs for choosing checkpoints
                test_pairs: int = 100, # synthetic data: test pairs
                pool: int = 2000, # synthetic data: unpaired images per teacher pool
+               workers: int = 1, # processes running the grid at once (one --threads each)
+               worker: str = None, # i/K: run only this share of the grid (start K commands with 0/K ... K-1/K)
+               threads: int = 1, # torch threads per process
                device: str = "auto", # auto, cpu, cuda or mps
               ):
-    "Run the ablation grid (arms x seeds, same pairs and budget) and write ablation.csv with FSIM, SSIM and L1."
+    "Run the ablation grid (arms x N x seeds) and write ablation.csv with FSIM, SSIM, L1 and NLDA; a rerun continues it."
     if out is None: raise UserError("--out is required: the folder ablation.csv is written to")
     names = list(VARIANTS) if variants == "all" else [v.strip() for v in variants.split(",") if v.strip()]
-    for k, v in dict(pairs=pairs, seeds=seeds, steps=steps, val_pairs=val_pairs, test_pairs=test_pairs, pool=pool).items():
+    for k, v in dict(seeds=seeds, steps=steps, val_pairs=val_pairs, test_pairs=test_pairs, pool=pool, workers=workers,
+                     threads=threads).items():
         if v < 1: raise UserError(f"--{k} {v}: must be at least 1")
-    if size % 8: raise UserError(f"--size {size}: must be divisible by 8")
-    rows = run_ablation(out, names, data, root, pairs, tuple(range(seeds)), steps, size=size,
-                        teacher_widths=FULL_WIDTHS if size >= 256 else SMALL_WIDTHS, teacher_steps=teacher_steps,
-                        teachers=teachers, n_val=val_pairs, n_test=test_pairs, n_pool=pool, photo_pool=photo_pool,
-                        sketch_pool=sketch_pool, device=device)
+    if size % 8 or size < 16: raise UserError(f"--size {size}: must be a multiple of 8, at least 16")
+    ns, share = _parse_pairs(pairs), _parse_worker(worker)
+    if share and workers > 1: raise UserError("give --workers K (this command starts them) or --worker i/K (one share), not both")
+    out = _check_out(out)
+    torch.set_num_threads(threads)
+    kwargs = dict(variants=names, data=data, root=root, pairs=ns, seeds=tuple(range(seeds)), steps=steps, size=size,
+                  teacher_widths=FULL_WIDTHS if size >= 256 else SMALL_WIDTHS, teacher_steps=teacher_steps,
+                  teachers=teachers, n_val=val_pairs, n_test=test_pairs, n_pool=pool, photo_pool=photo_pool,
+                  sketch_pool=sketch_pool, device=device)
+    rows = run_ablation_parallel(out, workers, threads, **kwargs) if workers > 1 else run_ablation(out, **kwargs, worker=share)
     table = results_frame(rows)
     print()
     print(summarise(table)[["p2s_fsim", "p2s_fsim_sd", "s2p_fsim", "s2p_fsim_sd", "p2s_l1", "seeds"]]
           .to_string(float_format=lambda v: f"{v:.4f}"))
-    if {"pixel", "pixel_10x"} <= set(table.variant):
-        print(); print(conclusion(table, "p2s_fsim"))
-    print(f"table: {Path(out) / 'ablation.csv'}")
+    if {"pixel", "pixel_10x"} <= set(table.variant) and table.pairs[table.variant == "pixel"].nunique() == 1:
+        print(); print(spread_conclusion(table, "p2s_fsim"))
+    print(f"table: {out / 'ablation.csv'}")
     return 0
