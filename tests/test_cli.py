@@ -161,7 +161,10 @@ def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--preset", "pixel", "--size", "32", "--batch_size", "2", "--pairs", "2", "--test_pairs", "4",
             "--device", "cpu", "--steps", "100000", "--out", str(out)]
-    p = subprocess.Popen(ktsketch_exe() + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a suite started in the background (no job control) ignores it, and
+    # the child would inherit that
+    p = subprocess.Popen(ktsketch_exe() + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not (out / "config.json").exists() and time.time() - t0 < 120: time.sleep(0.2)   # written when training starts
     time.sleep(2)
