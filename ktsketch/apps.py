@@ -709,7 +709,7 @@ def _stop(proc: subprocess.Popen):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
 
-LAB_EXTENSIONS = ["@jupyter-widgets/jupyterlab-manager", "jupyterlab_pygments"]   # all the lab's page needs
+LAB_EXTENSIONS = ["jupyterlab_pygments"]   # Voila renders widgets itself; loading the lab's widget manager too breaks it (measured)
 
 def voila_command(notebook, port: int, token: str) -> list:
     "The Voila command line `ktsketch lab` runs: loopback only, a token, no code cells, no tracebacks in the page."
