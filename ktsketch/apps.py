@@ -21,9 +21,9 @@ from .widgets import (WidgetApp, new_figure, figure_png, image_widget, draw_imag
                               tiny_world, APP_SIZE, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
 
 # %% auto #0
-__all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN', 'LAB_EXTENSIONS',
-           'fsim_maps', 'ssim_map', 'distort', 'FsimPlayground', 'nlda_split', 'NldaExplorer', 'read_ablation',
-           'ablation_metrics', 'paired_differences', 'AblationBrowser', 'read_upload', 'example_photo',
+__all__ = ['DISTORTIONS', 'NOT_METRICS', 'MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'DOMAIN_GAP', 'TOKEN_PATTERN',
+           'BLOCKED_EXTENSIONS', 'fsim_maps', 'ssim_map', 'distort', 'FsimPlayground', 'nlda_split', 'NldaExplorer',
+           'read_ablation', 'ablation_metrics', 'paired_differences', 'AblationBrowser', 'read_upload', 'example_photo',
            'TranslateYourImage', 'LabApps', 'lab_notebook_path', 'voila_command', 'lab_cmd']
 
 # %% ../nbs/07b_apps.ipynb #0d36e9ee
@@ -709,14 +709,14 @@ def _stop(proc: subprocess.Popen):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
 
-LAB_EXTENSIONS = ["jupyterlab_pygments"]   # Voila renders widgets itself; loading the lab's widget manager too breaks it (measured)
+BLOCKED_EXTENSIONS = ["jupyterlab-jupytext"]   # lab extensions that break Voila's page when installed (measured: jupytext's)
 
 def voila_command(notebook, port: int, token: str) -> list:
     "The Voila command line `ktsketch lab` runs: loopback only, a token, no code cells, no tracebacks in the page."
-    # only the extensions the apps need: another installed lab extension (jupytext's, measured) can break Voila's page
+    # without the lab extensions known to break Voila's page (jupytext's, which the dev extra brings with mkdocs-jupyter)
     return [sys.executable, "-m", "voila", str(notebook), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
             "--Voila.port_retries=0", f"--token={token}", "--strip_sources=True", "--show_tracebacks=False",
-            f"--VoilaConfiguration.extension_allowlist={json.dumps(LAB_EXTENSIONS)}",
+            f"--VoilaConfiguration.extension_denylist={json.dumps(BLOCKED_EXTENSIONS)}",
             "--Voila.log_level=WARN"]
 
 # %% ../nbs/07b_apps.ipynb #5a0afc17
