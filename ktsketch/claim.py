@@ -4,6 +4,7 @@
 
 # %% ../nbs/11b_claim.ipynb #4a04212c
 from __future__ import annotations
+from importlib import resources
 from pathlib import Path
 import numpy as np
 from scipy import stats
@@ -12,7 +13,7 @@ from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better
 
 # %% auto #0
 __all__ = ['PRIMARY', 'SECONDARY', 'NAMES', 'PAPER_ARMS', 'metric_name', 'holm', 'paired_differences', 'plot_curves',
-           'plot_differences', 'conclusion', 'save_report']
+           'plot_differences', 'conclusion', 'save_report', 'shipped_grid', 'shipped_conclusion']
 
 # %% ../nbs/11b_claim.ipynb #d527b99b
 PRIMARY = {"p2s": "p2s_fsim", "s2p": "s2p_fsim"}     # our choice: FSIM at the working size, face crop (see above)
@@ -187,3 +188,15 @@ def save_report(csv, # a grid's CSV; the PNGs and the text go next to it, named 
             lines += [f"## {metric_name(m)}", "", "```", t.drop(columns=["metric"]).round(4).to_string(index=False), "```", ""]
     paths.append(atomic_write_text("\n".join(lines), csv.with_name(f"{csv.stem}_conclusion.md")))
     return paths
+
+# %% ../nbs/11b_claim.ipynb #427c5f9e
+def shipped_grid():
+    "The pairs-curve grid that ships with ktsketch (`ktsketch/results/grid_synth.csv`), or None if absent."
+    p = resources.files("ktsketch") / "results" / "grid_synth.csv"
+    return Path(str(p)) if p.is_file() else None
+
+def shipped_conclusion() -> str:
+    "`conclusion` of the shipped grid: the one sentence notebook 11, the README, the walkthrough and the demo report quote."
+    p = shipped_grid()
+    if p is None: return "No pairs-curve grid ships with this installation of ktsketch (see notebook 11_does_kt_help)."
+    return conclusion(p)

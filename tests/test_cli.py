@@ -1,6 +1,6 @@
 """The command line end to end, as a user runs it: the demo, train, translate, and every user error."""
 from __future__ import annotations
-import json
+import html, json
 from pathlib import Path
 import pytest
 from conftest import run_cli
@@ -29,8 +29,10 @@ def test_demo_writes_metrics_report_checkpoints_and_pngs(demo_run):
     assert (out / "teachers" / "photo_teacher.pt").is_file() and (out / "kt" / "checkpoint.pt").is_file()
     assert len(list((out / "kt" / "test" / "sketches").glob("*.png"))) == 8
     assert "report:" in r.stdout and "kt" in r.stdout
-    # the report quotes the controlled experiment (notebook 11's shipped table), not just this one seed
-    assert "Data-limited check" in m["ablation_finding"] and "What the controlled experiment found" in page
+    # the report quotes the controlled experiment (the pairs-curve grid that ships), not just this one seed
+    from ktsketch.claim import shipped_conclusion
+    assert m["ablation_finding"] == shipped_conclusion() and "What the controlled experiment found" in page
+    assert html.escape(shipped_conclusion()) in page
 
 def test_demo_is_repeatable_on_cpu(demo_run, tmp_path):
     out, _ = demo_run

@@ -79,3 +79,6 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     r = subprocess.run([str(py), "-c", "from ktsketch.ablation import published_finding; print(published_finding())"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120, env=clean)
     assert r.returncode == 0 and "Data-limited check" in r.stdout, r.stderr[-2000:]
+    r = subprocess.run([str(py), "-c", "from ktsketch.claim import shipped_conclusion; print(shipped_conclusion())"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120, env=clean)
+    assert r.returncode == 0 and r.stdout.startswith("On synthetic faces"), (r.stdout, r.stderr[-2000:])
