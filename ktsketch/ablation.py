@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 from tqdm.auto import tqdm
-from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save, tensor_to_uint8
+from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save, tensor_to_uint8, face_crop
 from .data import UnpairedDataset
 from .teachers import FULL_WIDTHS, SMALL_WIDTHS, Teacher, freeze
 from .students import Student
@@ -25,12 +25,11 @@ from .runs import (run_data, teacher_pools, TrainTeachers, ShippedTeachers, teac
 # %% auto #0
 __all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTINGS', 'RUN_KEY', 'METRICS', 'METRIC_NAMES',
            'Variant', 'variant_table', 'PairRange', 'PairSubset', 'AblationData', 'seed_pairs', 'ablation_data',
-           'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors', 'face_crop',
-           'working_size_scores', 'KeepBest', 'random_teachers', 'train_variant', 'run_key', 'damaged', 'read_results',
-           'write_results', 'row_files', 'grid_rows', 'merge_results', 'grid_teachers', 'run_ablation',
-           'run_ablation_parallel', 'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel',
-           'spread_conclusion', 'verdict_table', 'published_results', 'published_finding', 'plot_ablation',
-           'plot_overfitting', 'ablate_cmd']
+           'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors', 'working_size_scores',
+           'KeepBest', 'random_teachers', 'train_variant', 'run_key', 'damaged', 'read_results', 'write_results',
+           'row_files', 'grid_rows', 'merge_results', 'grid_teachers', 'run_ablation', 'run_ablation_parallel',
+           'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel', 'spread_conclusion', 'verdict_table',
+           'published_results', 'published_finding', 'plot_ablation', 'plot_overfitting', 'ablate_cmd']
 
 # %% ../nbs/11_does_kt_help.ipynb #53c4d2a1
 @dataclass
@@ -209,13 +208,6 @@ def pool_tensors(source, # an image source: len() and get(i) -> (image, name)
     "Every image of an image source as one tensor."
     ds = UnpairedDataset(source, kind, size=size)
     return torch.stack([ds[i]["image"] for i in tqdm(range(len(ds)), desc=f"{kind} pool", disable=not progress, leave=False)])
-
-def face_crop(x: torch.Tensor) -> torch.Tensor:
-    "The 250x200 face region of (..., S, S) images padded from 250x200 to 256x256 and resized to S."
-    S = x.shape[-1]
-    h, w = round(250 * S / 256), round(200 * S / 256)
-    top, left = (S - h) // 2, (S - w) // 2
-    return x[..., top:top + h, left:left + w]
 
 def working_size_scores(G, F, photos, sketches, # (N, 3, S, S) and (N, 1, S, S) true test pairs at the working size
                         device=None) -> dict: # p2s_fsim, p2s_ssim, p2s_l1, s2p_fsim (gray), s2p_ssim, s2p_l1

@@ -15,8 +15,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'KINDS', 'IMAGE_MODES', 'IMG_H', 'IMG_W', 'NET_SIZE', 'EYES', 'UserError', 'get_device',
            'seed_everything', 'seed_worker', 'to_8bit', 'load_image', 'image_to_tensor', 'tensor_to_uint8',
-           'tensor_to_image', 'PairRecord', 'pad_amounts', 'pad_to_square', 'crop_from_square', 'atomic_write',
-           'atomic_save', 'atomic_write_text', 'show_grid']
+           'tensor_to_image', 'PairRecord', 'pad_amounts', 'pad_to_square', 'crop_from_square', 'face_crop',
+           'atomic_write', 'atomic_save', 'atomic_write_text', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #6df7702e
 class UserError(Exception):
@@ -214,6 +214,14 @@ def crop_from_square(t: torch.Tensor, # (..., size, size) as `pad_to_square` mad
     left, _, top, _ = pad_amounts(h, w, t.shape[-1])
     if t.shape[-2] != t.shape[-1]: raise UserError(f"expected a square tensor, got {tuple(t.shape[-2:])}")
     return t[..., top:top + h, left:left + w]
+
+# %% ../nbs/00_core.ipynb #f20c06e3
+def face_crop(x: torch.Tensor) -> torch.Tensor:
+    "The 250x200 face region of (..., S, S) images padded from 250x200 to 256x256 and resized to S."
+    S = x.shape[-1]
+    h, w = round(IMG_H * S / NET_SIZE), round(IMG_W * S / NET_SIZE)
+    top, left = (S - h) // 2, (S - w) // 2
+    return x[..., top:top + h, left:left + w]
 
 # %% ../nbs/00_core.ipynb #f686779d
 def _new_file_mode(path: Path) -> int:

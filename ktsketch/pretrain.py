@@ -13,7 +13,7 @@ import torch.nn.functional as nnf
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .core import (UserError, KINDS, NET_SIZE, get_device, image_to_tensor, pad_to_square, tensor_to_uint8,
-                           atomic_save, atomic_write_text)
+                           atomic_save, atomic_write_text, face_crop)
 from .data import fit_to_frame, resize_square, shift_image, FolderImageSource
 from .synthetic import SyntheticImageSource, synthetic_splits
 from .teachers import (Teacher, SMALL_WIDTHS, DOMAINS, SHIPPED_SIZES, reconstruction_loss, teacher_step, train_mode, freeze,
@@ -22,8 +22,8 @@ from .evaluation import score_pairs
 
 # %% auto #0
 __all__ = ['HELDOUT_WORLDS', 'RECIPES', 'POOL_WORLD', 'pool_uint8', 'pool_batch', 'dist_context', 'Reconstruction',
-           'train_on_pool', 'heldout_faces', 'face_crop', 'reconstruction_scores', 'init_from_torchrun',
-           'spawn_processes', 'trained_weights', 'pretrain_teacher', 'pretrain_cmd']
+           'train_on_pool', 'heldout_faces', 'reconstruction_scores', 'init_from_torchrun', 'spawn_processes',
+           'trained_weights', 'pretrain_teacher', 'pretrain_cmd']
 
 # %% ../nbs/03b_pretrain.ipynb #75cfb2f1
 def pool_uint8(source, # an image source: len() and get(i) -> (PIL image, name), e.g. a synthetic pool
@@ -156,13 +156,6 @@ def heldout_faces(domain: str, # "photo" or "sketch"
                  ) -> torch.Tensor: # (len(worlds) * n, C, size, size) uint8
     "Test faces of other synthetic worlds: faces that no teacher trained on world 0 has seen."
     return torch.cat([pool_uint8(SyntheticImageSource(w, 0, n, domain), domain, size) for w in worlds])
-
-def face_crop(x: torch.Tensor) -> torch.Tensor:
-    "The 250x200 face region of (..., S, S) images padded from 250x200 to 256x256 and resized to S."
-    S = x.shape[-1]
-    h, w = round(250 * S / 256), round(200 * S / 256)
-    top, left = (S - h) // 2, (S - w) // 2
-    return x[..., top:top + h, left:left + w]
 
 @torch.no_grad()
 def reconstruction_scores(teacher: Teacher, # a teacher (put in eval mode here)

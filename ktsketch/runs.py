@@ -51,7 +51,8 @@ def teacher_pools(splits: DataSplits, # a run's data set
         if given is not None: pools.append(FolderImageSource(given, kind))
         elif own is not None: pools.append(own)
         else:
-            log(f"note: no --{kind}_pool given: the {kind} teacher trains on the training split's {kind}s, used unpaired")
+            log(f"note: no --{kind}_pool given: the training split's {'photos' if kind == 'photo' else 'sketches'}, used unpaired, "
+                f"are the {kind} pool (what a {kind} teacher trained here learns from)")
             pools.append(PairSideSource(splits.train, kind))
     return tuple(pools)
 
