@@ -63,3 +63,18 @@ def test_a_failed_or_hung_part_fails_the_check(tmp_path, monkeypatch, capsys):
 def test_bad_part_name_is_refused(capsys):
     assert _gpu_check().main(["--dry-run", "--only", "amp,warp"]) == 2
     assert capsys.readouterr().err.strip() == "gpu_check: --only amp,warp: expected some of amp, ddp, bench, demo, train"
+
+def test_gpu_sizes_fit_eight_minutes_and_use_cuda(tmp_path):
+    gc = _gpu_check()
+    gpu = gc.SIZES["gpu"]
+    assert sum(p["timeout"] for p in gpu.values()) <= 8 * 60 - 15      # the parts' limits, with room to start python
+    cmds = {name: gc.part_commands(name, False, "cuda", tmp_path)[0] for name in gc.PARTS}
+    ddp = " ".join(cmds["ddp"])
+    assert "torch.distributed.run --standalone --nproc_per_node 1" in ddp and "--backend nccl" in ddp and "--device cuda" in ddp
+    assert cmds["bench"][-5:] == ["--size", "256", "--device", "cuda", "--json"]
+    demo = " ".join(cmds["demo"])
+    assert "--cli demo" in demo and "--size 256" in demo and "--device cuda" in demo and "--teachers train" in demo
+    train = " ".join(cmds["train"])
+    assert "--pairs 268" in train and "--size 256" in train and "--widths full" in train and "--device cuda" in train
+    dry = " ".join(gc.part_commands("ddp", True, "cpu", tmp_path)[0])
+    assert "--backend gloo" in dry and "--device cpu" in dry and "--size 32" in dry

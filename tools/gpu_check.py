@@ -30,7 +30,7 @@ PARTS = ("amp", "ddp", "bench", "demo", "train")
 MARK = "GPUCHECK_RESULT "          # a worker's last line: MARK + one JSON object
 NEEDED = ("torch", "torchvision", "numpy", "PIL", "scipy", "skimage", "pandas", "matplotlib", "tqdm", "fastcore", "piq")
 
-# Sizes: `gpu` fits the five parts in 8 minutes on one GPU (each part's timeout is its share; they add up to 470 s);
+# Sizes: `gpu` fits the five parts in 8 minutes on one GPU (each part's timeout is its share; they add up to 460 s);
 # `dry` is the CPU version for CI (32x32, 2-3 steps, 24 training pairs instead of 268: on a CPU the teachers' features
 # of 268 x 8 augmented pairs alone take 13 s); about a minute of CPU time.
 SIZES = {
@@ -38,9 +38,9 @@ SIZES = {
         amp=dict(size=256, steps=60, batch=8, pairs=16, widths="full", timeout=45),
         ddp=dict(probe_size=128, probe_steps=3, size=128, steps=300, batch=16, pool=1000, timeout=75),
         bench=dict(size=256, timeout=50),
-        demo=dict(size=256, steps=200, teacher_steps=200, pool=400, pairs=32, test_pairs=100, timeout=150),
+        demo=dict(size=256, steps=200, teacher_steps=200, pool=400, pairs=32, test_pairs=100, timeout=145),
         train=dict(size=256, steps=400, batch=4, pairs=268, test_pairs=100, teacher_steps=200, widths="full", warmup=20,
-                   timeout=150)),
+                   timeout=145)),
     "dry": dict(
         amp=dict(size=32, steps=12, batch=4, pairs=8, widths="small", timeout=120),
         ddp=dict(probe_size=32, probe_steps=3, size=32, steps=3, batch=4, pool=64, timeout=180),
@@ -111,7 +111,8 @@ def worker_ddp(a):
     if "LOCAL_RANK" not in os.environ: raise SystemExit("the ddp part runs under torchrun (LOCAL_RANK is not set)")
     cuda = a.device == "cuda"
     dev = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if cuda else torch.device("cpu")
-    if cuda:
+    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    if cuda:   # the same kernels for the plain and the DDP teacher, so that their weights can be compared tightly
         torch.cuda.set_device(dev)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     dist.init_process_group(a.backend)
@@ -136,6 +137,7 @@ def worker_ddp(a):
     moved = any((p - q).abs().max().item() > 0 for p, q in zip(start.values(), plain.state_dict().values()) if p.is_floating_point())
     del loss_fn
     dist.destroy_process_group()
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
     # ktsketch pretrain, launched by the same torchrun (one process: it trains without a process group of its own)
     out = Path(a.out)
     t0 = time.perf_counter()
@@ -358,5 +360,6 @@ def worker_main(argv) -> int:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["--cli"]: sys.exit(cli_main(argv[1:]))
+    if argv == ["--missing"]: print(" ".join(missing_modules())); sys.exit(0)   # for gpu_check.sh
     if "--worker" in argv: sys.exit(worker_main(argv))
     sys.exit(main(argv))

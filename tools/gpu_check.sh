@@ -21,12 +21,18 @@ fi
 if ! "$py" -c "import torch" >/dev/null 2>&1; then
     echo "gpu_check: torch cannot be imported by $(command -v "$py"): run with PYTHON set to a python that has torch" >&2; exit 2
 fi
-if compgen -G "$repo/.whl/*.whl" >/dev/null; then
+site=""
+missing="$("$py" "$here/gpu_check.py" --missing)"
+if [ -n "$missing" ] && compgen -G "$repo/.whl/*.whl" >/dev/null; then   # a machine without network: wheels brought along
     site="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check_site.XXXXXX")"
+    echo "gpu_check: installing $(cd "$repo/.whl" && ls *.whl | tr '\n' ' ')offline for: $missing" >&2
     if ! "$py" -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check --target "$site" "$repo"/.whl/*.whl; then
-        echo "gpu_check: the wheels in $repo/.whl could not be installed offline (see pip's message above)" >&2; exit 2
+        rm -rf "$site"; echo "gpu_check: the wheels in $repo/.whl could not be installed offline (see pip's message above)" >&2; exit 2
     fi
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-exec "$py" "$here/gpu_check.py" "$@"
+rc=0
+"$py" "$here/gpu_check.py" "$@" || rc=$?
+if [ -n "$site" ]; then rm -rf "$site"; fi
+exit $rc
