@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     miss = missing_modules()
     if miss:
         print(f"gpu_check: python packages missing for {sys.executable}: {', '.join(miss)} (install them, or put their "
-              "wheels in .whl/ beside tools/ for tools/gpu_check.sh to install offline)", file=sys.stderr)
+              "wheels in .whl/ at the repository root for tools/gpu_check.sh to install offline)", file=sys.stderr)
         return 2
     device = "cpu" if args.dry_run else "cuda"
     if args.out: work = Path(args.out); work.mkdir(parents=True, exist_ok=True)
