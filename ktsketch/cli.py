@@ -4,15 +4,19 @@
 
 # %% ../nbs/08_cli.ipynb #bf6ab49a
 from __future__ import annotations
-import importlib, sys, platform
+import importlib, json, sys, platform
+from datetime import timedelta
 from pathlib import Path
 import torch
+import torch.distributed as dist
 from fastcore.script import anno_parser, Param
 from . import __version__
-from .core import UserError, get_device
+from .core import UserError, get_device, atomic_write_text
 from .teachers import FULL_WIDTHS, SMALL_WIDTHS
-from .transfer import TrainingInterrupted
-from .runs import TrainTeachers, teacher_source, train_run, translate_files
+from .transfer import TrainingInterrupted, TrainConfig, Callback, transfer_streams, check_parallel
+from .pretrain import init_from_torchrun
+from .runs import (TrainTeachers, ShippedTeachers, RUN_DEFAULTS, teacher_source, train_run, run_data, get_teachers,
+                           train_students, resume_students, translate_files)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'REQUIRED', 'COMPUTES', 'info', 'default_threads', 'main', 'train', 'translate']
@@ -159,23 +163,54 @@ def train(data: str = "synthetic", # synthetic, cufs, cufsf, or a data set folde
           device: str = "auto", # auto, cpu, cuda or mps
           seed: int = None, # the run's seed (default 0; for synthetic data it also picks the faces)
          ):
-    "Train the two students on a data set with a preset, then score them on its test split."
+    "Train the two students on a data set with a preset, then score them on its test split (data-parallel under torchrun)."
     if out is None: raise UserError("--out is required: the folder the run is written to")
     if checkpoint_seconds < 0: raise UserError(f"--checkpoint_seconds {checkpoint_seconds}: must be 0 or more")
     if teacher_steps < 1: raise UserError(f"--teacher_steps {teacher_steps}: must be at least 1")
+    rank, world, dev = init_from_torchrun(device)      # under torchrun: `world` processes, each on its share of every batch
+    if world > 1 and not resume:                        # refused in every process, before any work (a resumed run: by the Trainer)
+        check_parallel(TrainConfig.from_preset(preset or RUN_DEFAULTS["preset"],
+                                               batch_size=batch_size or RUN_DEFAULTS["batch_size"]), world)
     source = teacher_source(teachers, TrainTeachers(SMALL_WIDTHS if small_teachers else FULL_WIDTHS, teacher_steps,
                                                     seed=seed or 0))
+    started = dist.new_group(backend="gloo", timeout=timedelta(days=2)) if world > 1 else None   # waits out teacher training
     try:
+        if rank > 0: return _follow_run(out, data, root, source, resume, pairs, test_pairs, dev, started)
         run = train_run(out, data, root, preset, source, steps=steps, epochs=epochs, size=size, batch_size=batch_size,
                         seed=seed, photo_pool=photo_pool, sketch_pool=sketch_pool, resume=resume, pairs=pairs,
-                        test_pairs=test_pairs, device=device, **({} if resume else dict(ckpt_seconds=checkpoint_seconds)))
+                        test_pairs=test_pairs, device=str(dev), callbacks=[_Started(started)] if world > 1 else (),
+                        **({} if resume else dict(ckpt_seconds=checkpoint_seconds)))
     except TrainingInterrupted as e:
         raise TrainingInterrupted(f"{e}: continue with ktsketch train --out {out} --resume") from None
-    if run.metrics is None: print(f"stopped at step {run.trainer.step}; checkpoint {run.trainer.last_checkpoint}"); return 0
+    finally:
+        if world > 1: dist.destroy_process_group()
+    processes = "" if world == 1 else f" ({world} processes)"
+    if run.metrics is None: print(f"stopped at step {run.trainer.step}{processes}; checkpoint {run.trainer.last_checkpoint}"); return 0
+    atomic_write_text(json.dumps(dict(run.metrics, processes=world), indent=1), run.out / "metrics.json")
     p, s = run.metrics["p2s"], run.metrics["s2p"]
     print(f"{run.metrics['preset']}: p2s FSIM {p['fsim']:.4f} SSIM {p['ssim']:.4f} NLDA {p['nlda']:.3f} | "
-          f"s2p FSIM {s['fsim']:.4f} SSIM {s['ssim']:.4f} NLDA {s['nlda']:.3f}")
+          f"s2p FSIM {s['fsim']:.4f} SSIM {s['ssim']:.4f} NLDA {s['nlda']:.3f}{processes}")
     print(f"run: {run.out}")
+    return 0
+
+# %% ../nbs/08_cli.ipynb #ca611102
+class _Started(Callback):
+    "The first process's signal, when training starts (config.json and teachers/ written), that the others may follow."
+    def __init__(self, group): self.group = group
+    def on_train_begin(self, trainer): dist.barrier(group=self.group)
+
+def _follow_run(out, data, root, source, resume: bool, pairs: int, test_pairs: int, dev, started) -> int:
+    "Every process but the first, under torchrun: wait for the first to start training, then train the same run on its share."
+    try: dist.barrier(group=started)
+    except RuntimeError: raise UserError("the first process stopped before training (its message says why)") from None
+    out = Path(out)
+    config = TrainConfig(**{**json.loads((out / "config.json").read_text(encoding="utf-8")), "device": str(dev)})
+    splits = run_data(data, root, config.seed, **(dict(n_train=pairs, n_test=test_pairs) if data == "synthetic" else {}))
+    if isinstance(source, TrainTeachers): source = out / "teachers"          # the first process trained them there
+    elif isinstance(source, ShippedTeachers): source = ShippedTeachers(config.size)
+    teachers = get_teachers(source, device=dev) if transfer_streams(config)["adapters"] else None
+    if resume: resume_students(out, splits.train, teachers, steps=config.steps, device=str(dev))
+    else: train_students(config, splits.train, teachers, out_dir=out)
     return 0
 
 # %% ../nbs/08_cli.ipynb #3fddd9d7
@@ -192,3 +227,7 @@ def translate(inputs: Param("images or folders of images to translate", str, opt
     written = translate_files(inputs, checkpoint, out, direction, device, batch_size, log=print)
     print(f"{len(written)} image(s) -> {out}")
     return 0
+
+# %% ../nbs/08_cli.ipynb #118529b0
+#| eval: false
+if __name__ == "__main__": sys.exit(main())   # `python -m ktsketch.cli train ...`: what `torchrun -m ktsketch.cli` runs

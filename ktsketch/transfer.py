@@ -10,13 +10,16 @@ from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as nnf
+from torch.nn.parallel import DistributedDataParallel as DDP
 from PIL import Image
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_save, atomic_write_text, tensor_to_uint8
 from .data import PairedDataset
 from .teachers import freeze
+from .pretrain import dist_context
 from .students import Student, Adapter, UNetGenerator, PatchDiscriminator, STUDENT_WIDTHS, in_channels
 
 # %% auto #0
@@ -24,8 +27,9 @@ __all__ = ['TEACHER_PARTS', 'PRESETS', 'TEACHER_TARGET', 'MUTUAL_PAIRS', 'pixel_
            'TrainConfig', 'pair_tensors', 'fixed_augmentations', 'augment', 'build_generators', 'transfer_streams',
            'build_adapters', 'teacher_features', 'teacher_feature_cache', 'StudentPair', 'build_networks',
            'NonFiniteLossError', 'Callback', 'TrainerSetup', 'TrainerData', 'TrainerLosses', 'TrainerStep',
-           'TrainerCallbacks', 'TrainingInterrupted', 'TrainerLoop', 'TrainerCheckpoints', 'Trainer', 'load_checkpoint',
-           'load_generators', 'translate', 'heldout_l1', 'compare_presets']
+           'TrainerCallbacks', 'TrainingInterrupted', 'TrainerLoop', 'TrainerCheckpoints', 'check_parallel',
+           'TrainerParallel', 'Trainer', 'load_checkpoint', 'load_generators', 'translate', 'heldout_l1',
+           'compare_presets', 'trained_students', 'inert_biases']
 
 # %% ../nbs/05_transfer.ipynb #d7a30e79
 def pixel_loss(pred: torch.Tensor, # (B, C, H, W) a generator's output
@@ -35,23 +39,32 @@ def pixel_loss(pred: torch.Tensor, # (B, C, H, W) a generator's output
     return (pred.float() - target.float()).abs().mean()
 
 # %% ../nbs/05_transfer.ipynb #8abed26a
-def _normalised_mse(student: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def _mean_square(target: torch.Tensor, over_processes: bool = False) -> torch.Tensor:
+    "The mean square of a detached `target`; `over_processes`: of the whole global batch, each process holding an equal share."
+    ms = target.pow(2).mean()
+    if over_processes:
+        dist.all_reduce(ms)
+        ms = ms / dist.get_world_size()
+    return ms
+
+def _normalised_mse(student: torch.Tensor, target: torch.Tensor, eps: float = 1e-8, over_processes: bool = False) -> torch.Tensor:
     "Mean squared error divided by the mean square of the detached target."
     target = target.detach().float()
     if student.shape != target.shape:
         raise UserError(f"feature shapes differ: student {tuple(student.shape)} vs target {tuple(target.shape)}: "
                         "an adapter must map the student's channels to the teacher's at the same resolution")
-    return (student.float() - target).pow(2).mean() / (target.pow(2).mean() + eps)
+    return (student.float() - target).pow(2).mean() / (_mean_square(target, over_processes) + eps)
 
 def feature_loss(student_feats: list, # per level (B, C_l, H_l, W_l), the student's features after the adapter
                  teacher_feats: list, # per level, the teacher's features (same shapes; detached here)
                  levels=None, # indices of the levels to use; None = all
+                 over_processes: bool = False, # under DDP: normalise by the global batch's mean square, not this process's share
                 ) -> torch.Tensor: # a scalar: the mean over levels of the normalised MSE
     "Teacher -> student loss: per-level MSE normalised by the detached target's mean square, averaged over levels."
     if len(student_feats) != len(teacher_feats):
         raise UserError(f"{len(student_feats)} student levels but {len(teacher_feats)} teacher levels")
     levels = range(len(student_feats)) if levels is None else levels
-    terms = [_normalised_mse(student_feats[l], teacher_feats[l]) for l in levels]
+    terms = [_normalised_mse(student_feats[l], teacher_feats[l], over_processes=over_processes) for l in levels]
     if not terms: raise UserError("feature_loss: no levels selected")
     return torch.stack(terms).mean()
 
@@ -59,11 +72,13 @@ def feature_loss(student_feats: list, # per level (B, C_l, H_l, W_l), the studen
 def mutual_loss(feats_a: list, # per level, one student's features (after its adapter)
                 feats_b: list, # per level, the other student's features at the mirrored levels (same shapes)
                 levels=None, # indices of the levels to use; None = all
+                over_processes: bool = False, # under DDP: normalise by the global batch's mean squares
                ) -> torch.Tensor: # a scalar
     "Mutual loss: each side's normalised MSE to the other's *detached* features, averaged over both sides and levels."
     if len(feats_a) != len(feats_b): raise UserError(f"{len(feats_a)} levels vs {len(feats_b)} levels")
     levels = range(len(feats_a)) if levels is None else levels
-    terms = [0.5 * (_normalised_mse(feats_a[l], feats_b[l]) + _normalised_mse(feats_b[l], feats_a[l])) for l in levels]
+    terms = [0.5 * (_normalised_mse(feats_a[l], feats_b[l], over_processes=over_processes) +
+                   _normalised_mse(feats_b[l], feats_a[l], over_processes=over_processes)) for l in levels]
     if not terms: raise UserError("mutual_loss: no levels selected")
     return torch.stack(terms).mean()
 
@@ -287,6 +302,7 @@ class StudentPair(nn.Module):
         super().__init__()
         self.config, self.streams = config, transfer_streams(config)
         self.G, self.F, self.adapters = G, F, adapters
+        self.over_processes = False   # the Trainer sets it under DDP: feature losses normalised over the global batch
 
     def forward(self, photo, sketch, # (B, 3, S, S), (B, 1, S, S): a batch of training pairs
                 tfeats: dict, # the teachers' features of the batch: stream -> per-level tensors
@@ -294,7 +310,7 @@ class StudentPair(nn.Module):
                 pool=None, pool_tfeats=None, # lambda_pool > 0: unpaired (photos, sketches), their teachers' encoder features
                ) -> tuple: # (terms dict of scalars, total, fake_sketch, fake_photo)
         "Pixel, teacher, mutual, fit and pool terms and their weighted sum (the GAN terms are the trainer's)."
-        cfg, st, L = self.config, self.streams, list(self.config.levels)
+        cfg, st, L, op = self.config, self.streams, list(self.config.levels), self.over_processes
         sel = lambda fs: [fs[l] for l in L]
         if st["adapters"]:
             fake_s, G_enc, G_dec = self.G.features(photo)
@@ -309,20 +325,20 @@ class StudentPair(nn.Module):
             for net in "GF":
                 ks = [k for k in st["teacher"] if k[0] == net]
                 terms[f"teacher_{net}"] = feature_loss([f for k in ks for f in adapted[k]],
-                                                       [f for k in ks for f in sel(tfeats[TEACHER_TARGET[k]])])
+                                                       [f for k in ks for f in sel(tfeats[TEACHER_TARGET[k]])], over_processes=op)
             total = total + cfg.lambda_teacher * (terms["teacher_G"] + terms["teacher_F"])
         if cfg.lambda_mutual > 0:
-            terms["mutual"] = 0.5 * sum(mutual_loss(adapted[a], adapted[b]) for a, b in MUTUAL_PAIRS)
+            terms["mutual"] = 0.5 * sum(mutual_loss(adapted[a], adapted[b], over_processes=op) for a, b in MUTUAL_PAIRS)
             terms["w_mutual"] = w_mutual
             total = total + w_mutual * terms["mutual"]
         if st["fit"]:   # anchor the adapters the teacher loss does not train: detached student features
             terms["fit"] = feature_loss([f for k in st["fit"] for f in sel(self.adapters[k]([x.detach() for x in feats[k]]))],
-                                        [f for k in st["fit"] for f in sel(tfeats[TEACHER_TARGET[k]])])
+                                        [f for k in st["fit"] for f in sel(tfeats[TEACHER_TARGET[k]])], over_processes=op)
             total = total + terms["fit"]
         if st["pool"]:   # our extension: encoders mimic the teachers' encoders on unpaired images
             (pool_p, pool_s), pt = pool, pool_tfeats
-            terms["pool_G"] = feature_loss(sel(self.adapters["G_enc"](self.G.features(pool_p)[1])), sel(pt["P_enc"]))
-            terms["pool_F"] = feature_loss(sel(self.adapters["F_enc"](self.F.features(pool_s)[1])), sel(pt["S_enc"]))
+            terms["pool_G"] = feature_loss(sel(self.adapters["G_enc"](self.G.features(pool_p)[1])), sel(pt["P_enc"]), over_processes=op)
+            terms["pool_F"] = feature_loss(sel(self.adapters["F_enc"](self.F.features(pool_s)[1])), sel(pt["S_enc"]), over_processes=op)
             total = total + cfg.lambda_pool * (terms["pool_G"] + terms["pool_F"])
         return terms, total, fake_s, fake_p
 
@@ -389,6 +405,8 @@ class TrainerSetup:
         cfg = self.config = config
         self.device = get_device(cfg.device)
         self.amp = bool(cfg.amp and self.device.type == "cuda")
+        self.rank, self.world = dist_context()   # (0, 1) unless torch.distributed's process group is up (torchrun)
+        if self.world > 1: check_parallel(cfg, self.world)
         self.callbacks = list(callbacks)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.streams = transfer_streams(cfg)
@@ -404,6 +422,7 @@ class TrainerSetup:
             if t is not None: freeze(t).to(self.device)
         self.students, self.D_S, self.D_P = build_networks(cfg, self.photo_teacher, self.sketch_teacher, self.device)
         self.G, self.F, self.adapters = self.students.G, self.students.F, self.students.adapters
+        self.students.over_processes, self._ddp = self.world > 1, None   # DDP wraps the students at the first step
         self._make_optimisers()
         self.augs = fixed_augmentations(cfg.n_augs, round(cfg.shift * cfg.size / 256), cfg.flip, cfg.seed)
         self.photos, self.sketches = self.photos.to(self.device), self.sketches.to(self.device)
@@ -439,7 +458,7 @@ class TrainerData:
         "A batch of unpaired photos and one of unpaired sketches, drawn with the trainer's generator."
         out = []
         for pool in self.pools:
-            idx = torch.randint(len(pool), (self.config.pool_batch,), generator=self.gen).tolist()
+            idx = self._share(torch.randint(len(pool), (self.config.pool_batch,), generator=self.gen)).tolist()
             items = [pool[i] for i in idx]
             items = [it["image"] if isinstance(it, dict) else it for it in items]
             out.append(torch.stack([torch.as_tensor(t) for t in items]).float().to(self.device))
@@ -459,7 +478,7 @@ class TrainerLosses:
                       ) -> tuple:
         "Every loss term of the generators for one batch: (terms dict of scalars, total, fake_sketch, fake_photo)."
         pool_t = teacher_features(self.photo_teacher, self.sketch_teacher, *pool, ("P_enc", "S_enc")) if self.streams["pool"] else None
-        terms, total, fake_s, fake_p = self.students(photo, sketch, tfeats, self.mutual_weight(step), pool, pool_t)
+        terms, total, fake_s, fake_p = self._parallel()(photo, sketch, tfeats, self.mutual_weight(step), pool, pool_t)
         if self.config.lambda_adv > 0:   # the discriminators judge this batch's fakes (their weights are frozen here)
             terms["adv_G"] = gan_loss(self.D_S(torch.cat([photo, fake_s], 1)), True)
             terms["adv_F"] = gan_loss(self.D_P(torch.cat([sketch, fake_p], 1)), True)
@@ -501,20 +520,22 @@ class TrainerStep:
         cfg, step = self.config, self.step
         self.students.train()
         idx = torch.randint(len(self.photos) * len(self.augs), (cfg.batch_size,), generator=self.gen)
+        idx = self._share(idx)   # every process draws the same global batch and trains on its own share
         photo, sketch = self._batch_at(idx)
         tfeats = self._teacher_batch(idx, photo, sketch)
         pool = self._pool_batch() if self.pools is not None else None
         autocast = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
         with autocast:   # the generators' step (discriminators frozen), then the discriminators' (CycleGAN's order)
             terms, total, fake_s, fake_p = self.compute_losses(photo, sketch, tfeats, step, pool)
-        self._check_finite(step, terms)
+        logged = self._global_logs(terms)   # the whole global batch's values (averaged over the processes)
+        self._check_finite(step, logged)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.opt)
         d_logs = self._discriminator_step(photo, sketch, fake_s, fake_p, autocast) if self.D_S is not None else {}
         self.scaler.update()
         self.step += 1
-        logs = {"step": self.step, **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}, **d_logs}
+        logs = {"step": self.step, **logged, **d_logs, **({"processes": self.world} if self.world > 1 else {})}
         self.history.append(logs)
         return logs
 
@@ -534,6 +555,8 @@ class TrainerStep:
 class TrainerCallbacks:
     "Part of `Trainer`: calling the callbacks, the stop request, and the sample images they are shown."
     def _callback(self, name, *args):
+        "Call `name` on every callback: in the first process only, under torchrun (the logs are the global batch's)."
+        if self.rank > 0: return
         for cb in self.callbacks:
             fn = getattr(cb, name, None)
             if fn is not None: fn(self, *args)
@@ -586,10 +609,10 @@ class TrainerLoop:
         "Train until `steps` steps in total (or `trainer.stop()`); returns the trainer."
         total = self.config.steps if steps is None else steps
         self._stop_requested, self.stopped = False, False
-        if self.out_dir is not None:
-            atomic_write_text(json.dumps(asdict(self.config), indent=1), self.out_dir / "config.json")
+        if self._writes: atomic_write_text(json.dumps(asdict(self.config), indent=1), self.out_dir / "config.json")
         self._callback("on_train_begin")
-        bar = tqdm(total=total, initial=self.step, disable=not self.config.progress, desc=self.config.preset)
+        desc = self.config.preset if self.world == 1 else f"{self.config.preset} ({self.world} processes)"
+        bar = tqdm(total=total, initial=self.step, disable=not self.config.progress or self.rank > 0, desc=desc)
         ce, se, cs = self.config.ckpt_every, self.config.sample_every, self.config.ckpt_seconds
         saved_at = time.monotonic()
         with _held_interrupt() as interrupted:
@@ -600,14 +623,15 @@ class TrainerLoop:
                     bar.update(1)
                     if self.step % 10 == 0 or self.step == total: bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
                     self._callback("on_step_end", self.step, dict(logs, sec=time.perf_counter() - t0))
-                    if se and (self.step % se == 0 or self.step == total): self._sample()
-                    if self._stop_requested:
+                    if se and self.rank == 0 and (self.step % se == 0 or self.step == total): self._sample()
+                    stop, hit = self._agree(self._stop_requested, interrupted())   # all processes stop at the same step
+                    if stop:
                         self.stopped = True
                         break
-                    if interrupted(): self._interrupted()
+                    if hit: self._interrupted()
                     due = (ce and self.step % ce == 0) or (cs and time.monotonic() - saved_at >= cs)
-                    if self.out_dir is not None and due: self.save_checkpoint(); saved_at = time.monotonic()
-                if self.out_dir is not None and self.last_checkpoint_step != self.step: self.save_checkpoint()
+                    if self._writes and due: self.save_checkpoint(); saved_at = time.monotonic()
+                if self._writes and self.last_checkpoint_step != self.step: self.save_checkpoint()
             finally:
                 bar.close()
                 self._callback("on_train_end")
@@ -616,11 +640,17 @@ class TrainerLoop:
     def _interrupted(self):
         "Ctrl-C arrived during the last step: checkpoint the finished steps, then stop with one line saying where they are."
         if self.out_dir is None: raise TrainingInterrupted(f"at step {self.step} (no run folder: nothing saved)")
+        if self.rank > 0: raise TrainingInterrupted(f"at step {self.step}; the first process checkpoints it in {self.out_dir}")
         path = self.save_checkpoint() if self.last_checkpoint_step != self.step else self.last_checkpoint
         raise TrainingInterrupted(f"at step {self.step}; checkpoint {path} holds every finished step")
 
     @property
     def last_checkpoint_step(self): return getattr(self, "_last_ckpt_step", None)
+
+    @property
+    def _writes(self) -> bool:
+        "Whether this trainer writes its run folder: it has one, and it is the first process (the only one, without torchrun)."
+        return self.out_dir is not None and self.rank == 0
 
 # %% ../nbs/05_transfer.ipynb #70288807
 class TrainerCheckpoints:
@@ -634,7 +664,7 @@ class TrainerCheckpoints:
                     opt=self.opt.state_dict(), opt_D=self.opt_D.state_dict() if self.opt_D else None,
                     scaler=self.scaler.state_dict(), rng=_rng_state(self.gen),
                     data_fingerprint=_fingerprint([self.photos, self.sketches]),
-                    teacher_fingerprint=self._teacher_fingerprint())
+                    teacher_fingerprint=self._teacher_fingerprint(), processes=self.world)
 
     def _teacher_fingerprint(self):
         return _fingerprint([p for t in (self.photo_teacher, self.sketch_teacher) if t is not None for p in t.state_dict().values()])
@@ -665,8 +695,50 @@ class TrainerCheckpoints:
         _set_rng_state(state["rng"], self.gen)
         return self
 
+# %% ../nbs/05_transfer.ipynb #1cd80540
+def check_parallel(config: TrainConfig, # the run's settings
+                   world: int, # the number of processes
+                  ):
+    "Refuse, before any work, what several processes cannot train: a one-line error naming the setting."
+    if config.lambda_adv > 0 or config.arch == "unet":
+        raise UserError(f"preset {config.preset!r}: its discriminators (and the U-Net's BatchNorm) train in one process only; "
+                        f"run it without torchrun, or choose a preset without a GAN")
+    if config.batch_size % world:
+        raise UserError(f"--batch_size {config.batch_size}: expected a multiple of the {world} processes (each takes an equal share)")
+    if config.lambda_pool > 0 and config.pool_batch % world:
+        raise UserError(f"pool_batch={config.pool_batch}: expected a multiple of the {world} processes (each takes an equal share)")
+
+class TrainerParallel:
+    "Part of `Trainer`: data-parallel training under torchrun: a process's share, DDP, and the numbers all processes agree on."
+    def _share(self, idx: torch.Tensor) -> torch.Tensor:
+        "This process's share of a global batch that every process drew alike: the rank-th of `world` equal slices."
+        n = len(idx) // self.world
+        return idx[self.rank * n:(self.rank + 1) * n]
+
+    def _parallel(self) -> nn.Module:
+        "What a step calls: the StudentPair itself, or under torchrun the StudentPair wrapped by DDP (made at the first step)."
+        if self.world == 1: return self.students
+        if self._ddp is None:   # DDP starts every process from the first one's weights (the same anyway)
+            self._ddp = DDP(self.students, device_ids=[self.device] if self.device.type == "cuda" else None)
+        return self._ddp
+
+    def _global_logs(self, terms: dict) -> dict:
+        "The loss terms as floats, averaged over the processes: the global batch's values, as one process would log them."
+        values = torch.tensor([float(v.detach()) if torch.is_tensor(v) else float(v) for v in terms.values()],
+                              dtype=torch.float64, device=self.device)
+        if self.world > 1: dist.all_reduce(values); values /= self.world
+        return dict(zip(terms, values.tolist()))
+
+    def _agree(self, *flags) -> list:
+        "Flags all processes must act on together (a stop request, Ctrl-C): true everywhere when true in any."
+        if self.world == 1: return [bool(f) for f in flags]
+        t = torch.tensor([float(bool(f)) for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(x) for x in t.tolist()]
+
 # %% ../nbs/05_transfer.ipynb #4b8be0ce
-class Trainer(TrainerSetup, TrainerData, TrainerLosses, TrainerStep, TrainerCallbacks, TrainerLoop, TrainerCheckpoints):
+class Trainer(TrainerSetup, TrainerData, TrainerLosses, TrainerStep, TrainerCallbacks, TrainerLoop, TrainerCheckpoints,
+              TrainerParallel):
     "Train `G` (photo->sketch) and `F` (sketch->photo) jointly with pixel, teacher, mutual and GAN losses."
     @classmethod
     def resume(cls, path, # a checkpoint written by save_checkpoint
@@ -775,3 +847,21 @@ def compare_presets(variants, # preset names, or a dict label -> TrainConfig
             trainers[label, seed] = tr
     import pandas as pd   # here, not at the top: pandas adds about a second to every import of ktsketch.transfer
     return pd.DataFrame(rows), trainers
+
+# %% ../nbs/05_transfer.ipynb #05be2b8e
+def trained_students(config: TrainConfig, # the run's settings (nothing is written: no out_dir)
+                     train_pairs, # anything `pair_tensors` takes
+                     teachers=None, pools=None, # as for `Trainer`
+                    ) -> dict: # the StudentPair's state dict (G, F, adapters) on the CPU, and the history under "history"
+    "Train the students of `config` quietly and return their weights and history: a function `spawn_processes` can send."
+    tr = Trainer(replace(config, progress=False), train_pairs, teachers=teachers, pools=pools).fit()
+    return dict(weights={k: v.detach().cpu().clone() for k, v in tr.students.state_dict().items()}, history=tr.history)
+
+def inert_biases(model: nn.Module) -> list:
+    "Names of the conv biases right before an InstanceNorm: it subtracts each channel's mean, so they change no output."
+    names = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Sequential):
+            names += [f"{name}.{i}.bias" for i in range(len(m) - 1) if isinstance(m[i], (nn.Conv2d, nn.ConvTranspose2d))
+                      and m[i].bias is not None and isinstance(m[i + 1], nn.InstanceNorm2d)]
+    return names
