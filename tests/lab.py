@@ -124,7 +124,8 @@ def ktsketch_lab(log: Path, timeout: float = 120):
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd + ["lab", "--port", str(port), "--token", token], stdout=subprocess.PIPE,
-                                stderr=err, text=True, env=env, start_new_session=True)
+                                stderr=err, text=True, env=env, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # Ctrl-C works even when pytest runs in the background (SIGINT ignored)
     lines = []
     reader = threading.Thread(target=lambda: [lines.append(l.rstrip("\n")) for l in proc.stdout], daemon=True)
     reader.start()
