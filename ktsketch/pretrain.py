@@ -81,9 +81,9 @@ class Reconstruction(nn.Module):
         self.teacher, self.feature_weight = teacher, feature_weight
     def forward(self, x): return reconstruction_loss(self.teacher, x, self.feature_weight)
 
-def _mean_over_processes(value: float) -> float:
-    "A number averaged over the processes (the training L1 of the whole batch, not of this process's share)."
-    t = torch.tensor([float(value)], dtype=torch.float64)
+def _mean_over_processes(value: float, device="cpu") -> float:
+    "A number averaged over the processes (the training L1 of the whole batch, not of this process's share); on the training device, as NCCL requires."
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.item() / dist.get_world_size()
 
@@ -128,7 +128,7 @@ def train_on_pool(teacher: Teacher, # the teacher to train (in place)
         for step in bar:
             batch = pool_batch(pool, batch_size, gen)    # every process draws the same batch and trains on its own share
             terms = teacher_step(teacher, opt, batch[rank * share:(rank + 1) * share].to(dev), feature_weight, sched, loss_fn)
-            l1 = terms["pixel"] if world == 1 else _mean_over_processes(terms["pixel"])
+            l1 = terms["pixel"] if world == 1 else _mean_over_processes(terms["pixel"], dev)
             state["train_l1"] = l1 if state["train_l1"] is None else 0.98 * state["train_l1"] + 0.02 * l1
             state["step"], state["seconds"] = step, time.time() - t0
             if heldout is not None and rank == 0 and (step % eval_every == 0 or step == steps):
