@@ -71,6 +71,14 @@ VARIANTS = {
                                about="control: pixel with students without U-Net skips (the baseline of teacher_noskip)"),
     "teacher_noskip":  Variant("teacher", dict(skips=False), baseline="pixel_noskip", control=True,
                                about="control: teacher with students without skips, so their decoders match the skip-free teachers'"),
+    # added after the pairs-curve grid, from one measurement (the photo teacher's level-0 maps are faint and
+    # make most of G's teacher term): the feature losses on levels 1-3 only, and their untrained-teacher control
+    "teacher_l123":    Variant("teacher", dict(levels=(1, 2, 3)), ours=True,
+                               about="ours: teacher, with the feature loss on levels 1-3 (not the full-resolution level 0)"),
+    "kt_l123":         Variant("kt", dict(levels=(1, 2, 3)), ours=True,
+                               about="ours: kt, with the teacher and mutual losses on levels 1-3"),
+    "teacher_random_l123": Variant("teacher", dict(levels=(1, 2, 3)), teachers="random", control=True,
+                               about="control: teacher_l123 with untrained teachers: knowledge or regularisation?"),
 }
 
 def variant_table():

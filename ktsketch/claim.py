@@ -12,7 +12,7 @@ from .core import UserError, atomic_write, atomic_write_text
 from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better
 
 # %% auto #0
-__all__ = ['PRIMARY', 'SECONDARY', 'NAMES', 'PAPER_ARMS', 'metric_name', 'holm', 'paired_differences', 'plot_curves',
+__all__ = ['PRIMARY', 'SECONDARY', 'NAMES', 'PAPER_ARMS', 'metric_name', 'holm', 'family', 'paired_differences', 'plot_curves',
            'plot_differences', 'conclusion', 'save_report', 'shipped_grid', 'shipped_conclusion']
 
 # %% ../nbs/11b_claim.ipynb #d527b99b
@@ -38,13 +38,17 @@ def holm(p) -> np.ndarray:
     return out
 
 # %% ../nbs/11b_claim.ipynb #a50b2813
+def family(arm: str) -> str:
+    "An arm's Holm family: 'paper' (the paper's arms, fixed before the runs) or 'follow-up' (ours and the controls)."
+    return "paper" if arm not in VARIANTS or VARIANTS[arm].source == "paper" else "follow-up"
+
 def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of one grid
                        metric: str, # the metric compared, e.g. PRIMARY["p2s"]
                        level: float = 0.95, # the confidence level of the intervals
                        alpha: float = 0.05, # the family-wise error rate Holm's correction keeps
                        arms=None, # the arms compared (default: every arm in the table but the baselines)
                       ) -> "pd.DataFrame": # one row per (pairs, arm)
-    "Each arm against its baseline at each N: mean per-seed difference (positive = better), t-interval, p, Holm's p, verdict."
+    "Each arm against its baseline at each N: mean per-seed difference (positive = better), t-interval, p, Holm's p (within the arm's family), verdict."
     import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
     df = results_frame(df)
     if metric not in df.columns: raise UserError(f"the table has no column {metric!r}")
@@ -66,13 +70,14 @@ def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of 
                 se, tc = sd / np.sqrt(k), stats.t.ppf(0.5 + level / 2, k - 1)
                 lo, hi, p = mean - tc * se, mean + tc * se, float(2 * stats.t.sf(abs(mean) / se, k - 1))
             else: lo = hi = p = np.nan
-            rows.append(dict(pairs=int(n), arm=arm, baseline=base, metric=metric, seeds=k, unpaired=len(set(a.index) ^ set(b.index)),
+            rows.append(dict(pairs=int(n), arm=arm, baseline=base, family=family(arm), metric=metric, seeds=k, unpaired=len(set(a.index) ^ set(b.index)),
                              arm_mean=float(a.loc[seeds].mean()) if k else np.nan, base_mean=float(b.loc[seeds].mean()) if k else np.nan,
                              diff=mean, sd=sd, lo=lo, hi=hi, p=p, ahead=int((d > 0).sum())))
-    cols = ["pairs", "arm", "baseline", "metric", "seeds", "unpaired", "arm_mean", "base_mean", "diff", "sd", "lo", "hi", "p",
+    cols = ["pairs", "arm", "baseline", "family", "metric", "seeds", "unpaired", "arm_mean", "base_mean", "diff", "sd", "lo", "hi", "p",
             "p_holm", "ahead", "verdict"]
     out = pd.DataFrame(rows, columns=cols)
-    out["p_holm"] = holm(out.p.to_numpy()) if len(out) else []
+    out["p_holm"] = np.nan
+    for f in set(out.family): out.loc[out.family == f, "p_holm"] = holm(out.p[out.family == f].to_numpy())
     out["verdict"] = np.where(out.p_holm < alpha, np.where(out["diff"] > 0, "helps", "hurts"), "no detectable difference")
     return out
 
@@ -168,6 +173,30 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
                   if same else ", and untrained teachers do not help where the trained ones do")
     if hurts: s += f"; it hurts in {len(hurts)}: " + "; ".join(_effect(r, m) for m, r in hurts)
     if helps and total - len(helps) - len(hurts): s += f"; the other {total - len(helps) - len(hurts)} show no detectable difference"
+    return s + "." + _follow_up(tables, df)
+
+def _follow_up(tables: dict, df) -> str:
+    "The sentence on our arms and their untrained-teacher controls (Holm within the follow-up family); empty if none ran."
+    ours = [a for a in VARIANTS if VARIANTS[a].ours and a in set(df.variant)]
+    if not ours: return ""
+    rows = [(m, r) for m, t in tables.items() for _, r in t[t.arm.isin(ours)].iterrows()]
+    helps = [(m, r) for m, r in rows if r.verdict == "helps"]
+    hurts = [(m, r) for m, r in rows if r.verdict == "hurts"]
+    s = f" Of our arms, added after that ({', '.join(ours)}; Holm-corrected within them and the controls)"
+    if not helps:
+        s += f", none helps detectably in {len(rows)} comparisons"
+    else:
+        s += f", {len(helps)} of {len(rows)} comparisons help: " + "; ".join(_effect(r, m) for m, r in helps)
+        randoms = [c for c in VARIANTS if VARIANTS[c].control and VARIANTS[c].teachers == "random" and c in set(df.variant)]
+        for c in randoms:
+            like = [(m, r) for m, r in helps if VARIANTS[r.arm].overrides == VARIANTS[c].overrides]
+            if not like: continue
+            ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == c].iterrows()}
+            same = sorted({f"N={r.pairs}" for m, r in like if (m, r.pairs) in ctrl and ctrl[(m, r.pairs)].verdict == "helps"})
+            ran = [(m, r) for m, r in like if (m, r.pairs) in ctrl]
+            if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
+            elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably where these do"
+    if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
 # %% ../nbs/11b_claim.ipynb #ee982c5c
