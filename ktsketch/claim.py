@@ -47,6 +47,7 @@ def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of 
                        level: float = 0.95, # the confidence level of the intervals
                        alpha: float = 0.05, # the family-wise error rate Holm's correction keeps
                        arms=None, # the arms compared (default: every arm in the table but the baselines)
+                       baseline: str = None, # compare every arm with this arm instead of its own baseline (e.g. trained vs untrained teachers)
                       ) -> "pd.DataFrame": # one row per (pairs, arm)
     "Each arm against its baseline at each N: mean per-seed difference (positive = better), t-interval, p, Holm's p (within the arm's family), verdict."
     import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
@@ -58,7 +59,7 @@ def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of 
     for n in sorted(set(df.pairs)):
         at = df[df.pairs == n]
         for arm in arms:
-            base = baselines.get(arm, "pixel")
+            base = baseline or baselines.get(arm, "pixel")
             a, b = (at[at.variant == v].set_index("seed")[metric] for v in (arm, base))
             if not len(a) or not len(b): continue
             seeds = sorted(set(a.index) & set(b.index))
