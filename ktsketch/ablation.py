@@ -44,6 +44,7 @@ class Variant:
     teachers: str | None = None  # None: the grid's teachers; "random": untrained ones; "600": trained here for 600 steps
     baseline: str = "pixel"      # the arm this one is compared with, seed by seed (the same students without the transfer)
     control: bool = False        # True: a control that asks *why* an arm helps, not a method
+    follow_up: bool = False      # True: added after a grid was read; its tests form their own Holm family (notebook 11b)
 
     @property
     def source(self) -> str: return "ours" if self.ours else "control" if self.control else "paper"
@@ -73,11 +74,11 @@ VARIANTS = {
                                about="control: teacher with students without skips, so their decoders match the skip-free teachers'"),
     # added after the pairs-curve grid, from one measurement (the photo teacher's level-0 maps are faint and
     # make most of G's teacher term): the feature losses on levels 1-3 only, and their untrained-teacher control
-    "teacher_l123":    Variant("teacher", dict(levels=(1, 2, 3)), ours=True,
+    "teacher_l123":    Variant("teacher", dict(levels=(1, 2, 3)), ours=True, follow_up=True,
                                about="ours: teacher, with the feature loss on levels 1-3 (not the full-resolution level 0)"),
-    "kt_l123":         Variant("kt", dict(levels=(1, 2, 3)), ours=True,
+    "kt_l123":         Variant("kt", dict(levels=(1, 2, 3)), ours=True, follow_up=True,
                                about="ours: kt, with the teacher and mutual losses on levels 1-3"),
-    "teacher_random_l123": Variant("teacher", dict(levels=(1, 2, 3)), teachers="random", control=True,
+    "teacher_random_l123": Variant("teacher", dict(levels=(1, 2, 3)), teachers="random", control=True, follow_up=True,
                                about="control: teacher_l123 with untrained teachers: knowledge or regularisation?"),
 }
 

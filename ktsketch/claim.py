@@ -39,8 +39,8 @@ def holm(p) -> np.ndarray:
 
 # %% ../nbs/11b_claim.ipynb #a50b2813
 def family(arm: str) -> str:
-    "An arm's Holm family: 'paper' (the paper's arms, fixed before the runs) or 'follow-up' (ours and the controls)."
-    return "paper" if arm not in VARIANTS or VARIANTS[arm].source == "paper" else "follow-up"
+    "An arm's Holm family: 'planned' (before a grid's runs) or 'follow-up' (added after a grid was read)."
+    return "follow-up" if arm in VARIANTS and VARIANTS[arm].follow_up else "planned"
 
 def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of one grid
                        metric: str, # the metric compared, e.g. PRIMARY["p2s"]
@@ -177,8 +177,8 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
     return s + "." + _follow_up(tables, df)
 
 def _follow_up(tables: dict, df) -> str:
-    "The sentence on our arms and their untrained-teacher controls (Holm within the follow-up family); empty if none ran."
-    ours = [a for a in VARIANTS if VARIANTS[a].ours and a in set(df.variant)]
+    "The sentence on our follow-up arms and their untrained-teacher controls (Holm within the follow-up family); empty if none ran."
+    ours = [a for a in VARIANTS if VARIANTS[a].follow_up and VARIANTS[a].ours and a in set(df.variant)]
     if not ours: return ""
     rows = [(m, r) for m, t in tables.items() for _, r in t[t.arm.isin(ours)].iterrows()]
     helps = [(m, r) for m, r in rows if r.verdict == "helps"]
@@ -188,7 +188,7 @@ def _follow_up(tables: dict, df) -> str:
         s += f", none helps detectably in {len(rows)} comparisons"
     else:
         s += f", {len(helps)} of {len(rows)} comparisons help: " + "; ".join(_effect(r, m) for m, r in helps)
-        randoms = [c for c in VARIANTS if VARIANTS[c].control and VARIANTS[c].teachers == "random" and c in set(df.variant)]
+        randoms = [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == "random" and c in set(df.variant)]
         for c in randoms:
             like = [(m, r) for m, r in helps if VARIANTS[r.arm].overrides == VARIANTS[c].overrides]
             if not like: continue
