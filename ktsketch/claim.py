@@ -183,7 +183,7 @@ def _follow_up(tables: dict, df) -> str:
     rows = [(m, r) for m, t in tables.items() for _, r in t[t.arm.isin(ours)].iterrows()]
     helps = [(m, r) for m, r in rows if r.verdict == "helps"]
     hurts = [(m, r) for m, r in rows if r.verdict == "hurts"]
-    s = f" Of our arms, added after that ({', '.join(ours)}; Holm-corrected within them and the controls)"
+    s = f" Of our arms added after that reading ({', '.join(ours)}; Holm-corrected within them and their controls)"
     if not helps:
         s += f", none helps detectably in {len(rows)} comparisons"
     else:
@@ -194,7 +194,7 @@ def _follow_up(tables: dict, df) -> str:
             if not like: continue
             ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == c].iterrows()}
             same = sorted({f"N={r.pairs}" for m, r in like if (m, r.pairs) in ctrl and ctrl[(m, r.pairs)].verdict == "helps"})
-            ran = [(m, r) for m, r in like if (m, r.pairs) in ctrl]
+            ran = [(m, r) for m, r in like if (m, r.pairs) in ctrl and not np.isnan(ctrl[(m, r.pairs)].p)]   # an interval to read
             if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
             elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably where these do"
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
