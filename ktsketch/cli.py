@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from fastcore.script import anno_parser, Param
 from . import __version__
-from .core import UserError, get_device, atomic_write_text
+from .core import UserError, get_device
 from .teachers import FULL_WIDTHS, SMALL_WIDTHS
 from .transfer import TrainingInterrupted, TrainConfig, Callback, transfer_streams, check_parallel
 from .pretrain import init_from_torchrun
@@ -186,7 +186,6 @@ def train(data: str = "synthetic", # synthetic, cufs, cufsf, or a data set folde
         if world > 1: dist.destroy_process_group()
     processes = "" if world == 1 else f" ({world} processes)"
     if run.metrics is None: print(f"stopped at step {run.trainer.step}{processes}; checkpoint {run.trainer.last_checkpoint}"); return 0
-    atomic_write_text(json.dumps(dict(run.metrics, processes=world), indent=1), run.out / "metrics.json")
     p, s = run.metrics["p2s"], run.metrics["s2p"]
     print(f"{run.metrics['preset']}: p2s FSIM {p['fsim']:.4f} SSIM {p['ssim']:.4f} NLDA {p['nlda']:.3f} | "
           f"s2p FSIM {s['fsim']:.4f} SSIM {s['ssim']:.4f} NLDA {s['nlda']:.3f}{processes}")

@@ -311,7 +311,7 @@ def train_run(out, # the run folder: teachers/, checkpoint.pt, history.csv, test
     if trainer.stopped: return StudentRun(trainer, None, out)
     summary, _, _ = score_variant(trainer.G, trainer.F, splits.test, trainer.config.size, out_dir=out / "test", device=dev)
     metrics = dict(preset=trainer.config.preset, data=data, root=root, steps=trainer.step, train_pairs=len(splits.train),
-                   test_pairs=len(splits.test), device=str(dev), seed=trainer.config.seed, **summary)
+                   test_pairs=len(splits.test), device=str(dev), seed=trainer.config.seed, processes=trainer.world, **summary)
     atomic_write_text(json.dumps(metrics, indent=1), out / "metrics.json")
     return StudentRun(trainer, metrics, out)
 
