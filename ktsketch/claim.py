@@ -196,7 +196,8 @@ def _follow_up(tables: dict, df) -> str:
             same = sorted({f"N={r.pairs}" for m, r in like if (m, r.pairs) in ctrl and ctrl[(m, r.pairs)].verdict == "helps"})
             ran = [(m, r) for m, r in like if (m, r.pairs) in ctrl and not np.isnan(ctrl[(m, r.pairs)].p)]   # an interval to read
             if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
-            elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably where these do"
+            elif ran: s += (f"; untrained teachers on the same settings ({c}) do not help detectably at "
+                            f"{', '.join(sorted({f'N={r.pairs}' for _, r in ran}))}, where these do")
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
