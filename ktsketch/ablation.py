@@ -728,7 +728,7 @@ def _check_out(out) -> Path:
 
 def ablate_cmd(data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
                root: str = None, # the data set folder for cufs/cufsf
-               variants: str = "all", # comma-separated arms, or all: pixel, pixel_10x, teacher, teacher_0.1, teacher_dec, teacher_dec_0.1, mutual, kt, kt_gan, ours_pool, ours_init, teacher_random, teacher_600, pixel_noskip, teacher_noskip
+               variants: str = "all", # comma-separated arms, or all: pixel, pixel_10x, teacher, teacher_0.1, teacher_dec, teacher_dec_0.1, mutual, kt, kt_gan, ours_pool, ours_init, teacher_random, teacher_600, pixel_noskip, teacher_noskip, teacher_l123, kt_l123, teacher_random_l123
                pairs: str = "8", # N, the few training pairs, or a list such as 4,16 (each seed draws its own, nested)
                seeds: int = 3, # seeds per arm and N (0, 1, ...)
                steps: int = 1000, # student steps per run
