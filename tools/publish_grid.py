@@ -19,10 +19,15 @@ from ktsketch.claim import save_report, conclusion
 
 ROOT = Path(__file__).resolve().parents[1]
 
-def publish(grid, dest=ROOT / "nbs" / "results" / "grid_synth", package=ROOT / "ktsketch" / "results" / "grid_synth.csv"):
+def _rows(grid) -> list:
+    "Every finished row of a grid folder; a damaged row or an empty grid stops the publishing."
     rows, bad = grid_rows(grid)
     if bad: sys.exit(f"publish_grid: damaged rows in {bad}; rerun the grid first (it redoes them)")
     if not rows: sys.exit(f"publish_grid: {grid}: no finished runs")
+    return rows
+
+def publish(grid, dest=ROOT / "nbs" / "results" / "grid_synth", package=ROOT / "ktsketch" / "results" / "grid_synth.csv"):
+    rows = _rows(grid)
     table = write_results(rows, Path(dest) / "ablation.csv")
     print(len(rows), "rows ->", table)
     for p in save_report(table): print(p)
@@ -30,9 +35,7 @@ def publish(grid, dest=ROOT / "nbs" / "results" / "grid_synth", package=ROOT / "
     print(conclusion(table))
 
 def publish_side(grid, name, dest=ROOT / "nbs" / "results" / "grid_synth"):
-    rows, bad = grid_rows(grid)
-    if bad: sys.exit(f"publish_grid: damaged rows in {bad}; rerun the grid first (it redoes them)")
-    if not rows: sys.exit(f"publish_grid: {grid}: no finished runs")
+    rows = _rows(grid)
     print(len(rows), "rows ->", write_results(rows, Path(dest) / f"{name}.csv"))
 
 if __name__ == "__main__":
