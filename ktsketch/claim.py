@@ -139,6 +139,13 @@ def _teacher_words(label: str) -> str:
 def _effect(r, m) -> str:
     return f"{r.arm} at N={r.pairs} ({NAMES[m]} {r['diff']:+.3f}, 95% CI {r.lo:+.3f} to {r.hi:+.3f})"
 
+def _control_ns(helps, tables: dict, control: str, like) -> tuple:
+    "Where an untrained-teacher control stands at the (metric, N) where arms `like(arm)` help: (Ns it helps too, Ns it has an interval)."
+    ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == control].iterrows()}
+    at = [ctrl[(m, r.pairs)] for m, r in helps if like(r.arm) and (m, r.pairs) in ctrl]
+    ns = lambda rows: sorted({f"N={c.pairs}" for c in rows})
+    return ns(c for c in at if c.verdict == "helps"), ns(c for c in at if not np.isnan(c.p))
+
 def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
                alpha: float = 0.05) -> str:
     "One plain sentence from the numbers: where the paper's arms help or hurt on the primary metrics, after Holm's correction."
@@ -166,12 +173,9 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
              f"sketch->photo FSIM in any of the {total} comparisons (the largest gain, {_effect(best[1], best[0])}, is within chance)")
     else:
         s = f"{where}, knowledge transfer helps in {len(helps)} of {total} comparisons: " + "; ".join(_effect(r, m) for m, r in helps)
-        if "teacher_random" in set(df.variant):
-            ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == "teacher_random"].iterrows()}
-            same = [f"N={r.pairs}" for m, r in helps if r.arm in ("teacher", "kt") and (m, r.pairs) in ctrl
-                    and ctrl[(m, r.pairs)].verdict == "helps"]
-            s += (f", but untrained teachers help as well at {', '.join(sorted(set(same)))}, so that gain is regularisation, not knowledge"
-                  if same else ", and untrained teachers do not help where the trained ones do")
+        same, ran = _control_ns(helps, tables, "teacher_random", lambda a: a in ("teacher", "kt"))
+        if same: s += f", but untrained teachers help as well at {', '.join(same)}, so that gain is regularisation, not knowledge"
+        elif ran: s += ", and untrained teachers do not help where the trained ones do"
     if hurts: s += f"; it hurts in {len(hurts)}: " + "; ".join(_effect(r, m) for m, r in hurts)
     if helps and total - len(helps) - len(hurts): s += f"; the other {total - len(helps) - len(hurts)} show no detectable difference"
     return s + "." + _follow_up(tables, df)
@@ -190,14 +194,9 @@ def _follow_up(tables: dict, df) -> str:
         s += f", {len(helps)} of {len(rows)} comparisons help: " + "; ".join(_effect(r, m) for m, r in helps)
         randoms = [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == "random" and c in set(df.variant)]
         for c in randoms:
-            like = [(m, r) for m, r in helps if VARIANTS[r.arm].overrides == VARIANTS[c].overrides]
-            if not like: continue
-            ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == c].iterrows()}
-            same = sorted({f"N={r.pairs}" for m, r in like if (m, r.pairs) in ctrl and ctrl[(m, r.pairs)].verdict == "helps"})
-            ran = [(m, r) for m, r in like if (m, r.pairs) in ctrl and not np.isnan(ctrl[(m, r.pairs)].p)]   # an interval to read
+            same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
             if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
-            elif ran: s += (f"; untrained teachers on the same settings ({c}) do not help detectably at "
-                            f"{', '.join(sorted({f'N={r.pairs}' for _, r in ran}))}, where these do")
+            elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably at {', '.join(ran)}, where these do"
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
