@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_does_kt_help.ipynb #2f3dbc8c
 from __future__ import annotations
-import copy, csv, io, math, os, shutil, time
+import copy, csv, hashlib, io, math, os, shutil, time
 from dataclasses import replace
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,21 +15,22 @@ import torch.nn.functional as nnf
 from tqdm.auto import tqdm
 from .core import UserError, get_device, seed_everything, atomic_write_text, atomic_save, tensor_to_uint8, face_crop
 from .data import UnpairedDataset
-from .teachers import FULL_WIDTHS, SMALL_WIDTHS, Teacher, freeze
+from .teachers import FULL_WIDTHS, SMALL_WIDTHS, Teacher, freeze, file_sha256, weights_dir, teacher_filename
 from .students import Student
 from .transfer import Callback, translate, pair_tensors
 from .evaluation import evaluate, score_pairs
 from .runs import (run_data, teacher_pools, TrainTeachers, ShippedTeachers, teacher_source, get_teachers,
-                           student_config, train_students, score_variant)
+                           student_config, train_students, score_variant, TEACHER_FILES)
 
 # %% auto #0
-__all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTINGS', 'RUN_KEY', 'METRICS', 'METRIC_NAMES',
-           'Variant', 'variant_table', 'PairRange', 'PairSubset', 'AblationData', 'seed_pairs', 'ablation_data',
-           'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors', 'working_size_scores',
-           'KeepBest', 'random_teachers', 'train_variant', 'run_key', 'damaged', 'read_results', 'write_results',
-           'row_files', 'grid_rows', 'merge_results', 'grid_teachers', 'run_ablation', 'run_ablation_parallel',
-           'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel', 'spread_conclusion', 'verdict_table',
-           'published_results', 'published_finding', 'plot_ablation', 'plot_overfitting', 'ablate_cmd']
+__all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTINGS', 'RUN_KEY', 'FIRST_SHIPPED', 'METRICS',
+           'METRIC_NAMES', 'Variant', 'variant_table', 'PairRange', 'PairSubset', 'AblationData', 'seed_pairs',
+           'ablation_data', 'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors',
+           'working_size_scores', 'KeepBest', 'random_teachers', 'train_variant', 'teacher_fingerprint',
+           'grid_fingerprint', 'run_key', 'damaged', 'read_results', 'write_results', 'row_files', 'grid_rows',
+           'merge_results', 'grid_teachers', 'run_ablation', 'run_ablation_parallel', 'results_frame', 'summarise',
+           'data_limited_check', 'compare_to_pixel', 'spread_conclusion', 'verdict_table', 'published_results',
+           'published_finding', 'plot_ablation', 'plot_overfitting', 'ablate_cmd']
 
 # %% ../nbs/11_does_kt_help.ipynb #53c4d2a1
 @dataclass
@@ -45,6 +46,7 @@ class Variant:
     baseline: str = "pixel"      # the arm this one is compared with, seed by seed (the same students without the transfer)
     control: bool = False        # True: a control that asks *why* an arm helps, not a method
     follow_up: bool = False      # True: added after a grid was read; its tests form their own Holm family (notebook 11b)
+    family: str | None = None    # that Holm family's name if not "planned" / "follow-up" (controls run after the follow-up)
 
     @property
     def source(self) -> str: return "ours" if self.ours else "control" if self.control else "paper"
@@ -64,13 +66,13 @@ VARIANTS = {
                                about="ours: the encoders mimic the teachers' encoders on the pairs and on the unpaired pools"),
     "ours_init":       Variant("pixel", init="autoencoders", ours=True,
                                about="ours: pixel L1, but G and F start from autoencoders trained on the unpaired pools"),
-    "teacher_random":  Variant("teacher", teachers="random", control=True,
+    "teacher_random":  Variant("teacher", teachers="random", control=True, family="controls",
                                about="control: teacher, but the teachers are untrained (random weights): regularisation, not knowledge"),
-    "teacher_600":     Variant("teacher", teachers="600", control=True,
+    "teacher_600":     Variant("teacher", teachers="600", control=True, family="controls",
                                about="control: teacher, with teachers pre-trained for only 600 steps: does teacher strength matter?"),
-    "pixel_noskip":    Variant("pixel", dict(skips=False), control=True,
+    "pixel_noskip":    Variant("pixel", dict(skips=False), control=True, family="controls",
                                about="control: pixel with students without U-Net skips (the baseline of teacher_noskip)"),
-    "teacher_noskip":  Variant("teacher", dict(skips=False), baseline="pixel_noskip", control=True,
+    "teacher_noskip":  Variant("teacher", dict(skips=False), baseline="pixel_noskip", control=True, family="controls",
                                about="control: teacher with students without skips, so their decoders match the skip-free teachers'"),
     # added after the pairs-curve grid, from one measurement (the photo teacher's level-0 maps are faint and
     # make most of G's teacher term): the feature losses on levels 1-3 only, and their untrained-teacher control
@@ -80,6 +82,9 @@ VARIANTS = {
                                about="ours: kt, with the teacher and mutual losses on levels 1-3"),
     "teacher_random_l123": Variant("teacher", dict(levels=(1, 2, 3)), teachers="random", control=True, follow_up=True,
                                about="control: teacher_l123 with untrained teachers: knowledge or regularisation?"),
+    # added after the follow-up was read: the teacher-strength axis where a gain was seen (untrained / 600 steps / shipped)
+    "teacher_600_l123": Variant("teacher", dict(levels=(1, 2, 3)), teachers="600", control=True, follow_up=True, family="controls",
+                               about="control: teacher_l123 with teachers pre-trained for only 600 steps: does teacher strength matter?"),
 }
 
 def variant_table():
@@ -320,7 +325,7 @@ def train_variant(name: str, # a key of VARIANTS
 COLUMNS = ("variant", "pairs", "seed", "steps", "p2s_fsim", "p2s_ssim", "p2s_l1", "s2p_fsim", "s2p_ssim", "s2p_l1",
            "p2s_fsim_protocol", "p2s_ssim_protocol", "s2p_fsim_protocol", "s2p_ssim_protocol", "train_p2s_l1", "train_s2p_l1", "val_p2s_l1", "val_s2p_l1", "best_step_G", "best_step_F",
            "source", "data", "size", "device", "seconds",
-           "p2s_nlda", "s2p_nlda", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs", "cpu_seconds")
+           "p2s_nlda", "s2p_nlda", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs", "cpu_seconds", "teacher_sha")
 # the settings of a whole grid (one folder holds one value of each) and the fields that tell its runs apart
 GRID_SETTINGS = ("data", "size", "steps", "teachers", "teacher_steps", "pool", "val_pairs", "test_pairs")
 RUN_KEY = GRID_SETTINGS + ("variant", "pairs", "seed")
@@ -331,6 +336,28 @@ def _norm(v) -> str:
     try: f = float(v)
     except (TypeError, ValueError): return str(v).strip()
     return str(int(f)) if f.is_integer() else repr(f)
+
+# `teacher_sha` names the grid's teachers by their contents (shipped weights can change between versions; a
+# label such as shipped64 cannot tell them apart). Rows written before the column existed and labelled shipped64 or
+# shipped128 were made with the first shipped weights, the only ones shipped until then.
+FIRST_SHIPPED = {64: "fd54726435ee", 128: "b59d0441ece1"}
+
+def teacher_fingerprint(photo_file, sketch_file) -> str:
+    "12 hex digits naming a pair of teacher files by their contents (from their sha256): a row's `teacher_sha`."
+    return hashlib.sha256(f"{file_sha256(photo_file)} {file_sha256(sketch_file)}".encode()).hexdigest()[:12]
+
+def grid_fingerprint(source) -> str:
+    "The `teacher_sha` of a grid's teachers (shipped, or a folder of them); '' for teachers a grid trains in its own folder."
+    if isinstance(source, ShippedTeachers): files = [weights_dir() / teacher_filename(d, source.size) for d in ("photo", "sketch")]
+    elif isinstance(source, Path): files = [source / f for f in TEACHER_FILES]
+    else: return ""
+    return teacher_fingerprint(*files) if all(f.is_file() for f in files) else ""   # missing files: the loader names them
+
+def _legacy_sha(teachers) -> str:
+    "The fingerprint of a row written before rows recorded one: the first shipped teachers for a shipped label, else '' (unknown)."
+    label = str(teachers or "")
+    size = label[len("shipped"):]
+    return FIRST_SHIPPED.get(int(size), "") if label.startswith("shipped") and size.isdigit() else ""
 
 def run_key(row: dict) -> tuple:
     "What makes a run the same run: every setting that changes its result."
@@ -358,6 +385,8 @@ def read_results(path, # an ablation CSV
     if missing:
         raise UserError(f"{path}: not an ablation table of this ktsketch (missing columns {', '.join(missing)}): "
                         f"it is kept as it is; choose another --out")
+    if "teacher_sha" not in header:      # written before rows named their teachers' contents
+        for r in rows: r["teacher_sha"] = _legacy_sha(r.get("teachers"))
     return rows
 
 def write_results(rows: list, path) -> Path:
@@ -404,6 +433,11 @@ def _check_settings(rows, settings: dict, folder) -> None:
         if have:
             raise UserError(f"--{c} {settings[c]}: {folder} holds runs with --{c} {', '.join(have)}; one folder holds one grid: "
                             f"use the same --{c}, or another --out")
+    sha = settings.get("teacher_sha") or ""
+    other = sorted({r.get("teacher_sha") or "" for r in rows} - {sha, ""})
+    if sha and other:     # same label, other weights (e.g. the teachers another ktsketch version shipped)
+        raise UserError(f"--teachers {settings['teachers']}: {folder} holds runs made with other teachers (fingerprint "
+                        f"{', '.join(other)}; these are {sha}); one folder holds one grid: use another --out")
 
 def _load_autoencoders(files, widths):
     aes = []
@@ -457,7 +491,7 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
     if out.exists() and not out.is_dir(): raise UserError(f"--out {out}: exists and is not a folder")
     label, source = grid_teachers(teachers, data, size)
     settings = dict(data=str(data), size=size, steps=steps, teachers=label, teacher_steps=teacher_steps, pool=n_pool,
-                    val_pairs=n_val, test_pairs=n_test)
+                    val_pairs=n_val, test_pairs=n_test, teacher_sha=grid_fingerprint(source))
     rows, bad = grid_rows(out, log)
     _check_settings(rows, settings, out)
     mine = out / (_part_name(worker) if worker else "ablation.csv")
@@ -542,11 +576,14 @@ def _better(metric: str) -> int:
 def results_frame(rows_or_path) -> "pd.DataFrame":
     "An ablation table (a CSV path, rows, or a DataFrame) as a DataFrame with numeric metric columns."
     import pandas as pd   # here, not at the top: pandas adds about a second to the start-up of every command
-    df = pd.read_csv(rows_or_path) if isinstance(rows_or_path, (str, Path)) else pd.DataFrame(rows_or_path)
+    df = pd.read_csv(rows_or_path, dtype={"teacher_sha": str}) if isinstance(rows_or_path, (str, Path)) else pd.DataFrame(rows_or_path)
     missing = [c for c in COLUMNS[:10] if c not in df.columns]
     if missing: raise UserError(f"not an ablation table: missing columns {', '.join(missing)}")
     for c in df.columns:
-        if c in COLUMNS and c not in ("variant", "source", "data", "device", "teachers"): df[c] = pd.to_numeric(df[c])
+        if c in COLUMNS and c not in ("variant", "source", "data", "device", "teachers", "teacher_sha"): df[c] = pd.to_numeric(df[c])
+    if "teachers" in df.columns:     # a table from before rows named their teachers' contents: see FIRST_SHIPPED
+        sha = df["teacher_sha"] if "teacher_sha" in df.columns else pd.Series("", index=df.index)
+        df["teacher_sha"] = [s if isinstance(s, str) and s else _legacy_sha(t) for s, t in zip(sha, df["teachers"])]
     return df
 
 def summarise(df, metrics=METRICS) -> "pd.DataFrame":
@@ -728,7 +765,7 @@ def _check_out(out) -> Path:
 
 def ablate_cmd(data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
                root: str = None, # the data set folder for cufs/cufsf
-               variants: str = "all", # comma-separated arms, or all: pixel, pixel_10x, teacher, teacher_0.1, teacher_dec, teacher_dec_0.1, mutual, kt, kt_gan, ours_pool, ours_init, teacher_random, teacher_600, pixel_noskip, teacher_noskip, teacher_l123, kt_l123, teacher_random_l123
+               variants: str = "all", # comma-separated arms, or all: pixel, pixel_10x, teacher, teacher_0.1, teacher_dec, teacher_dec_0.1, mutual, kt, kt_gan, ours_pool, ours_init, teacher_random, teacher_600, pixel_noskip, teacher_noskip, teacher_l123, kt_l123, teacher_random_l123, teacher_600_l123
                pairs: str = "8", # N, the few training pairs, or a list such as 4,16 (each seed draws its own, nested)
                seeds: int = 3, # seeds per arm and N (0, 1, ...)
                steps: int = 1000, # student steps per run

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 from .core import UserError, atomic_write, atomic_write_text
-from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better
+from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better, grid_fingerprint
+from .runs import ShippedTeachers, shipped_sizes
 
 # %% auto #0
 __all__ = ['PRIMARY', 'SECONDARY', 'NAMES', 'PAPER_ARMS', 'metric_name', 'holm', 'family', 'paired_differences', 'plot_curves',
@@ -39,8 +40,10 @@ def holm(p) -> np.ndarray:
 
 # %% ../nbs/11b_claim.ipynb #a50b2813
 def family(arm: str) -> str:
-    "An arm's Holm family: 'planned' (before a grid's runs) or 'follow-up' (added after a grid was read)."
-    return "follow-up" if arm in VARIANTS and VARIANTS[arm].follow_up else "planned"
+    "An arm's Holm family: 'planned' (before a grid's runs), 'follow-up' (added after a grid was read), or the one its Variant names."
+    if arm not in VARIANTS: return "planned"
+    v = VARIANTS[arm]
+    return v.family or ("follow-up" if v.follow_up else "planned")
 
 def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of one grid
                        metric: str, # the metric compared, e.g. PRIMARY["p2s"]
@@ -130,9 +133,14 @@ def plot_differences(df, metrics=tuple(PRIMARY.values()), level: float = 0.95, t
 # %% ../nbs/11b_claim.ipynb #1a5242c3
 PAPER_ARMS = ("teacher", "mutual", "kt", "kt_gan")
 
-def _teacher_words(label: str) -> str:
+def _teacher_words(label: str, sha: str = "") -> str:
     label = str(label)
-    if label.startswith("shipped"): return f"the shipped {label[7:]}x{label[7:]} teachers"
+    if label.startswith("shipped"):
+        size = label[7:]
+        now = grid_fingerprint(ShippedTeachers(int(size))) if size.isdigit() and int(size) in shipped_sizes() else ""
+        if sha and now and sha != now:      # the weights changed since the grid ran: say which teachers it had
+            return f"earlier shipped {size}x{size} teachers with fingerprint {sha} (not this installation's {now})"
+        return f"the shipped {size}x{size} teachers"
     if label == "trained": return "teachers pre-trained in the grid"
     return f"the teachers of {label}"
 
@@ -150,7 +158,7 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
                alpha: float = 0.05) -> str:
     "One plain sentence from the numbers: where the paper's arms help or hurt on the primary metrics, after Holm's correction."
     df = results_frame(csv)
-    for c in ("data", "size", "teachers", "steps"):
+    for c in ("data", "size", "teachers", "teacher_sha", "steps"):
         if c in df.columns and df[c].nunique() > 1: raise UserError(f"the table mixes grids ({c}: {', '.join(map(str, df[c].unique()))})")
     arms = [a for a in PAPER_ARMS if a in set(df.variant)]
     if "pixel" not in set(df.variant) or not arms: raise UserError("the table needs pixel and at least one of the paper's arms")
@@ -160,7 +168,7 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
     ns = sorted({int(n) for t in mine.values() for n in t.pairs})
     seeds = (f"{ks[0]} seed" + ("s" if ks[0] != 1 else "")) if len(ks) == 1 else f"{ks[0]}-{ks[-1]} seeds"
     where = (f"On {df.data.iloc[0]} faces at {int(df['size'].iloc[0])}x{int(df['size'].iloc[0])} with "
-             f"{_teacher_words(df.teachers.iloc[0]) if 'teachers' in df.columns else 'the grid teachers'} "
+             f"{_teacher_words(df.teachers.iloc[0], df.teacher_sha.iloc[0]) if 'teachers' in df.columns else 'the grid teachers'} "
              f"(N = {', '.join(map(str, ns))}; {seeds} per comparison, paired differences to pixel, Holm-corrected at {alpha:g})")
     if all(t.p.isna().all() for t in mine.values()):
         return f"{where}, nothing can be concluded yet: with {seeds} per comparison there is no interval to read."
