@@ -205,6 +205,12 @@ def _follow_up(tables: dict, df) -> str:
             same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
             if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
             elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably at {', '.join(ran)}, where these do"
+        weaker = [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == "600" and c in set(df.variant)]
+        for c in weaker:      # the teacher-strength step between untrained and the grid's own teachers
+            same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
+            if same: s += f"; teachers pre-trained for only 600 steps on the same settings ({c}) help as well at {', '.join(same)}"
+            elif ran: s += (f"; teachers pre-trained for only 600 steps on the same settings ({c}) do not help detectably at "
+                            f"{', '.join(ran)}, where the grid's own teachers do")
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
