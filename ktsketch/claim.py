@@ -200,17 +200,14 @@ def _follow_up(tables: dict, df) -> str:
         s += f", none helps detectably in {len(rows)} comparisons"
     else:
         s += f", {len(helps)} of {len(rows)} comparisons help: " + "; ".join(_effect(r, m) for m, r in helps)
-        randoms = [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == "random" and c in set(df.variant)]
-        for c in randoms:
-            same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
-            if same: s += f"; untrained teachers on the same settings ({c}) help as well at {', '.join(same)}, so there it is regularisation, not knowledge"
-            elif ran: s += f"; untrained teachers on the same settings ({c}) do not help detectably at {', '.join(ran)}, where these do"
-        weaker = [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == "600" and c in set(df.variant)]
-        for c in weaker:      # the teacher-strength step between untrained and the grid's own teachers
-            same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
-            if same: s += f"; teachers pre-trained for only 600 steps on the same settings ({c}) help as well at {', '.join(same)}"
-            elif ran: s += (f"; teachers pre-trained for only 600 steps on the same settings ({c}) do not help detectably at "
-                            f"{', '.join(ran)}, where the grid's own teachers do")
+        # the controls on the same settings: untrained teachers (knowledge or regularisation?), then 600-step ones (how much strength?)
+        words = {"random": ("untrained teachers", ", so there it is regularisation, not knowledge", ", where these do"),
+                 "600": ("teachers pre-trained for only 600 steps", "", ", where the grid's own teachers do")}
+        for kind, (who, if_same, if_not) in words.items():
+            for c in [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == kind and c in set(df.variant)]:
+                same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
+                if same: s += f"; {who} on the same settings ({c}) help as well at {', '.join(same)}{if_same}"
+                elif ran: s += f"; {who} on the same settings ({c}) do not help detectably at {', '.join(ran)}{if_not}"
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
