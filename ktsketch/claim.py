@@ -148,7 +148,7 @@ def _effect(r, m) -> str:
     return f"{r.arm} at N={r.pairs} ({NAMES[m]} {r['diff']:+.3f}, 95% CI {r.lo:+.3f} to {r.hi:+.3f})"
 
 def _control_ns(helps, tables: dict, control: str, like) -> tuple:
-    "Where an untrained-teacher control stands at the (metric, N) where arms `like(arm)` help: (Ns it helps too, Ns it has an interval)."
+    "Where a teacher control (untrained or 600-step teachers) stands at the (metric, N) where arms `like(arm)` help: (Ns it helps too, Ns it has an interval)."
     ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == control].iterrows()}
     at = [ctrl[(m, r.pairs)] for m, r in helps if like(r.arm) and (m, r.pairs) in ctrl]
     ns = lambda rows: sorted({f"N={c.pairs}" for c in rows})
