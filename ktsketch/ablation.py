@@ -28,9 +28,9 @@ __all__ = ['VARIANTS', 'ENCODER_PARTS', 'DECODER_PARTS', 'COLUMNS', 'GRID_SETTIN
            'ablation_data', 'mask_blocks', 'pretrain_autoencoders', 'init_from_autoencoders', 'pool_tensors',
            'working_size_scores', 'KeepBest', 'random_teachers', 'train_variant', 'teacher_fingerprint',
            'grid_fingerprint', 'run_key', 'damaged', 'read_results', 'write_results', 'row_files', 'grid_rows',
-           'merge_results', 'grid_teachers', 'run_ablation', 'run_ablation_parallel', 'results_frame', 'summarise',
-           'data_limited_check', 'compare_to_pixel', 'spread_conclusion', 'verdict_table', 'published_results',
-           'published_finding', 'plot_ablation', 'plot_overfitting', 'ablate_cmd']
+           'merge_results', 'grid_teachers', 'run_ablation', 'run_ablation_parallel', 'paired_interval',
+           'results_frame', 'summarise', 'data_limited_check', 'compare_to_pixel', 'spread_conclusion', 'verdict_table',
+           'published_results', 'published_finding', 'plot_ablation', 'plot_overfitting', 'ablate_cmd']
 
 # %% ../nbs/11_does_kt_help.ipynb #53c4d2a1
 @dataclass
@@ -572,6 +572,19 @@ METRIC_NAMES = {"p2s_fsim": "photo->sketch FSIM", "p2s_ssim": "photo->sketch SSI
 def _better(metric: str) -> int:
     "+1 where higher is better (FSIM, SSIM), -1 where lower is (L1): differences times this are 'how much better'."
     return -1 if metric.endswith("l1") else 1
+
+def paired_interval(d, # per-seed differences (arm minus baseline, signed so that positive is better)
+                    level: float = 0.95, # the confidence level
+                   ) -> dict: # n, mean, sd, lo, hi, p (nan where the seeds cannot give them)
+    "Mean of paired differences, its t-interval and the two-sided p of a paired t-test (one place for the browser and the claim)."
+    from scipy import stats   # here, not at the top: scipy adds to the start-up of every command
+    d = np.asarray(d, dtype=float); k = len(d)
+    mean = float(d.mean()) if k else np.nan
+    sd = float(d.std(ddof=1)) if k > 1 else np.nan
+    if not k > 1: return dict(n=k, mean=mean, sd=sd, lo=np.nan, hi=np.nan, p=np.nan)
+    if sd == 0: return dict(n=k, mean=mean, sd=sd, lo=mean, hi=mean, p=np.nan)   # every seed the same: no t-test
+    se, tc = sd / np.sqrt(k), stats.t.ppf(0.5 + level / 2, k - 1)
+    return dict(n=k, mean=mean, sd=sd, lo=mean - tc * se, hi=mean + tc * se, p=float(2 * stats.t.sf(abs(mean) / se, k - 1)))
 
 def results_frame(rows_or_path) -> "pd.DataFrame":
     "An ablation table (a CSV path, rows, or a DataFrame) as a DataFrame with numeric metric columns."

@@ -16,7 +16,7 @@ from .data import fit_to_frame, resize_square
 from .evaluation import (fsim_gray, ssim_gray, to_gray_uint8, nlda_recognition, nlda_fit, rank1_curve,
                                  plot_nlda_curve, translate_pairs, nlda_defaults, _as_batch, _gram, _centred_rows, _one_thread)
 from .transfer import Trainer, TrainConfig
-from .ablation import VARIANTS, METRIC_NAMES, _better
+from .ablation import VARIANTS, METRIC_NAMES, _better, paired_interval
 from .widgets import (WidgetApp, new_figure, figure_png, image_widget, draw_image, run_generator,
                               tiny_world, APP_SIZE, TrainingDashboard, SampleExplorer, FeatureViewer, LossWeightLab)
 
@@ -400,7 +400,6 @@ def paired_differences(df, # `read_ablation`'s table
                       ) -> "pd.DataFrame":
     "Each arm minus the baseline, seed by seed (same seed = same pairs, initialisation and batches), with a t-interval."
     import pandas as pd
-    from scipy import stats
     sign = _better(metric)
     at = lambda v: df[(df.variant == v) & (df.pairs == pairs * _pairs_factor(v))].set_index("seed")[metric]
     base = at(baseline)
@@ -412,11 +411,8 @@ def paired_differences(df, # `read_ablation`'s table
         mine = at(arm)
         if mine.empty: continue
         d = (sign * (mine - base)).dropna()      # seeds present in both
-        n, mean = len(d), float(d.mean()) if len(d) else np.nan
-        sd = float(d.std(ddof=1)) if n > 1 else np.nan
-        if n > 1 and sd > 0: lo, hi = stats.t.interval(confidence, n - 1, loc=mean, scale=sd / np.sqrt(n))
-        elif n > 1: lo = hi = mean
-        else: lo = hi = np.nan
+        t = paired_interval(d, confidence)
+        n, mean, sd, lo, hi = t["n"], t["mean"], t["sd"], t["lo"], t["hi"]
         rows.append(dict(arm=arm, pairs=int(pairs * _pairs_factor(arm)), seeds=n, mean=float(mine.mean()),
                          baseline=float(base[d.index].mean()) if n else np.nan, diff=mean, sd=sd, low=lo, high=hi,
                          seeds_ahead=f"{int((d > 0).sum())}/{n}",

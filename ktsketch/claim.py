@@ -7,9 +7,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 import numpy as np
-from scipy import stats
 from .core import UserError, atomic_write, atomic_write_text
-from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better, grid_fingerprint
+from .ablation import VARIANTS, METRIC_NAMES, results_frame, _better, grid_fingerprint, paired_interval
 from .runs import ShippedTeachers, shipped_sizes
 
 # %% auto #0
@@ -67,16 +66,10 @@ def paired_differences(df, # an ablation table (CSV path, rows or DataFrame) of 
             if not len(a) or not len(b): continue
             seeds = sorted(set(a.index) & set(b.index))
             d = sign * (a.loc[seeds] - b.loc[seeds]).to_numpy(dtype=float)
-            k = len(d)
-            mean = float(d.mean()) if k else np.nan
-            sd = float(d.std(ddof=1)) if k > 1 else np.nan
-            if k > 1 and sd > 0:
-                se, tc = sd / np.sqrt(k), stats.t.ppf(0.5 + level / 2, k - 1)
-                lo, hi, p = mean - tc * se, mean + tc * se, float(2 * stats.t.sf(abs(mean) / se, k - 1))
-            else: lo = hi = p = np.nan
+            t, k = paired_interval(d, level), len(d)
             rows.append(dict(pairs=int(n), arm=arm, baseline=base, family=family(arm), metric=metric, seeds=k, unpaired=len(set(a.index) ^ set(b.index)),
                              arm_mean=float(a.loc[seeds].mean()) if k else np.nan, base_mean=float(b.loc[seeds].mean()) if k else np.nan,
-                             diff=mean, sd=sd, lo=lo, hi=hi, p=p, ahead=int((d > 0).sum())))
+                             diff=t["mean"], sd=t["sd"], lo=t["lo"], hi=t["hi"], p=t["p"], ahead=int((d > 0).sum())))
     cols = ["pairs", "arm", "baseline", "family", "metric", "seeds", "unpaired", "arm_mean", "base_mean", "diff", "sd", "lo", "hi", "p",
             "p_holm", "ahead", "verdict"]
     out = pd.DataFrame(rows, columns=cols)
