@@ -64,6 +64,8 @@ def _resume(path, settings, teacher, opt, sched, gen, state):
     if run["settings"] != settings:
         diff = ", ".join(f"{k} {run['settings'].get(k)} there, {v} now" for k, v in settings.items() if run["settings"].get(k) != v)
         raise UserError(f"{path}: a run with other settings ({diff}): use the same settings to continue it, or another --out")
+    if {k: tuple(v.shape) for k, v in run["model"].items()} != {k: tuple(v.shape) for k, v in teacher.state_dict().items()}:
+        raise UserError(f"{path}: a run of a teacher of another architecture (other --widths): use the same settings to continue it, or another --out")
     teacher.load_state_dict(run["model"]); opt.load_state_dict(run["opt"]); sched.load_state_dict(run["sched"])
     gen.set_state(run["gen"]); state.update(run["state"])
     return state["step"]
@@ -222,10 +224,10 @@ RECIPES = {   # how the shipped teachers were made (our choices, measured in thi
 }
 POOL_WORLD = 0   # the synthetic world whose unpaired pools the shipped teachers learn from
 
-def _initial_teacher(domain, init, seed):
-    "A fresh small teacher for `domain`, or one started from `init` (shipped:SIZE, or a folder of teachers), and the manifest of where it started."
+def _initial_teacher(domain, init, seed, widths=SMALL_WIDTHS):
+    "A fresh teacher for `domain` (channels `widths` at its 4 levels), or one started from `init` (shipped:SIZE, or a folder of teachers), and the manifest of where it started."
     torch.manual_seed(seed)
-    teacher = Teacher(DOMAINS[domain], DOMAINS[domain], SMALL_WIDTHS)
+    teacher = Teacher(DOMAINS[domain], DOMAINS[domain], widths)
     if init is None: return teacher, None
     if str(init).startswith("shipped:"):
         size = str(init)[len("shipped:"):]
@@ -259,6 +261,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
                      steps: int = None, batch_size: int = None, n_pool: int = None, lr: float = None,
                      feature_weight: float = None, init=None, # default: RECIPES[size] (or RECIPES[64] for other sizes)
                      seed: int = 0, # the run's seed (weights and batches)
+                     widths=None, # channels at the teacher's 4 levels (default: SMALL_WIDTHS, the shipped teachers')
                      pool_dir=None, # a folder of this domain's images instead of the built-in faces; its last 5% (at least 16) are held out
                      device=None, progress: bool = True,
                      command: str = None, # the command line to record in the manifest
@@ -276,7 +279,7 @@ def pretrain_teacher(out, # the folder: <domain>_teacher_<size>.pt and .json whe
     out = Path(out); final = out / teacher_filename(domain, size)
     if final.exists(): raise UserError(f"{final} exists already: a finished teacher is never overwritten (choose another --out)")
     dev = get_device(device)
-    teacher, started_from = _initial_teacher(domain, r["init"], seed + (domain == "sketch"))
+    teacher, started_from = _initial_teacher(domain, r["init"], seed + (domain == "sketch"), SMALL_WIDTHS if widths is None else widths)
     if pool_dir is None:
         source = getattr(synthetic_splits(POOL_WORLD, n_pool=r["n_pool"]), f"{domain}_pool")
         pool = pool_uint8(source, domain, size, progress)
@@ -316,6 +319,7 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
                  lr: float = None, # Adam's starting learning rate (default: the recipe's)
                  init: str = None, # start from shipped:64, or a folder of teachers (default: the recipe's)
                  seed: int = 0, # the run's seed
+                 widths: str = None, # channels at the teacher's 4 levels, e.g. 32,64,128,128 (default: 16,32,64,128, the shipped ones')
                  photo_pool: str = None, # a folder of photos to learn from instead of the built-in faces
                  sketch_pool: str = None, # a folder of sketches to learn from instead of the built-in faces
                  device: str = "auto", # auto, cpu, cuda or mps
@@ -327,6 +331,11 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
     if threads is not None:
         if threads < 1: raise UserError(f"--threads {threads}: expected 1 or more")
         torch.set_num_threads(threads)
+    if widths is not None:
+        w = [s.strip() for s in str(widths).split(",")]
+        if len(w) != 4 or not all(s.isdigit() and int(s) > 0 for s in w):
+            raise UserError(f"--widths {widths}: expected four positive whole numbers separated by commas, e.g. 16,32,64,128")
+        widths = tuple(int(s) for s in w)
     rank, world, dev = init_from_torchrun(device)      # under torchrun: data-parallel, `world` processes
     folders = dict(photo=photo_pool, sketch=sketch_pool)
     domains = ("photo", "sketch") if domain == "both" else (domain,)
@@ -336,10 +345,10 @@ def pretrain_cmd(out: str = None, # the folder for the teachers (required); an u
         if pool is not None: raise UserError("--pool counts built-in faces; with --photo_pool/--sketch_pool every image of the folder is used")
     for d in domains:
         given = dict(size=size, steps=steps, batch_size=batch_size, pool=pool, lr=lr, init=init, seed=seed,
-                     **{f"{d}_pool": folders[d]})
+                     widths=None if widths is None else ",".join(map(str, widths)), **{f"{d}_pool": folders[d]})
         command = shlex.join(["ktsketch", "pretrain", "--out", str(out), "--domain", d] +
                              [a for k, v in given.items() if v is not None for a in (f"--{k}", str(v))])
-        m = pretrain_teacher(out, d, size, steps, batch_size, pool, lr, init=init, seed=seed, pool_dir=folders[d],
+        m = pretrain_teacher(out, d, size, steps, batch_size, pool, lr, init=init, seed=seed, widths=widths, pool_dir=folders[d],
                              device=dev, progress=rank == 0, command=command)
         if m is None: continue
         h = m["heldout"]
