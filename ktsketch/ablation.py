@@ -426,17 +426,23 @@ def merge_results(out, log=print) -> list:
     if rows or bad: write_results(rows, Path(out) / "ablation.csv")
     return rows
 
+def _as_flag(c: str, value) -> str:
+    "A recorded grid setting as one types it: the label `shipped64` comes from `--teachers shipped`, `trained` from `--teachers train`."
+    v = str(value)
+    if c != "teachers": return v
+    return "shipped" if v.startswith("shipped") and v[7:].isdigit() else "train" if v == "trained" else v
+
 def _check_settings(rows, settings: dict, folder) -> None:
     "Refuse to add runs with other grid settings to a folder: its table would mix them."
     for c in GRID_SETTINGS:
         have = sorted({_norm(r[c]) for r in rows} - {_norm(settings[c])})
         if have:
-            raise UserError(f"--{c} {settings[c]}: {folder} holds runs with --{c} {', '.join(have)}; one folder holds one grid: "
-                            f"use the same --{c}, or another --out")
+            raise UserError(f"--{c} {_as_flag(c, settings[c])}: {folder} holds runs with --{c} {', '.join(_as_flag(c, h) for h in have)}; "
+                            f"one folder holds one grid: use the same --{c}, or another --out")
     sha = settings.get("teacher_sha") or ""
     other = sorted({r.get("teacher_sha") or "" for r in rows} - {sha, ""})
     if sha and other:     # same label, other weights (e.g. the teachers another ktsketch version shipped)
-        raise UserError(f"--teachers {settings['teachers']}: {folder} holds runs made with other teachers (fingerprint "
+        raise UserError(f"--teachers {_as_flag('teachers', settings['teachers'])}: {folder} holds runs made with other teachers (fingerprint "
                         f"{', '.join(other)}; these are {sha}); one folder holds one grid: use another --out")
 
 def _load_autoencoders(files, widths):
