@@ -118,7 +118,8 @@ def plot_differences(df, metrics=tuple(PRIMARY.values()), level: float = 0.95, t
         ax.axvline(0, color="k", ls="--", lw=1)
         ax.set_yticks(range(len(t)), [f"{r.arm} - {r.baseline}, N={r.pairs}" for r in t.itertuples()])
         ax.invert_yaxis()
-        ax.set_xlabel(f"difference in {metric_name(m).replace(' (lower is better)', '')} (positive = better)")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))     # few ticks: labels like -0.025 must not run into each other
+        ax.set_xlabel(f"difference in {metric_name(m).replace(' (lower is better)', '')}\n(positive = better)")
     fig.suptitle(title or f"Paired differences over seeds, {level:.0%} t-intervals (filled: differs after Holm's correction)")
     fig.tight_layout()
     return fig
