@@ -648,7 +648,7 @@ def compare_to_pixel(df, metric: str = "p2s_fsim") -> "pd.DataFrame":
         paired = sign * (mine - by_seed).dropna()   # same seed = same initial weights and batches
         rows.append(dict(variant=variant, source=VARIANTS[variant].source if variant in VARIANTS else "paper",
                          mean=r[metric], sd=r[f"{metric}_sd"], diff=diff, spread=spread,
-                         diff_in_spreads=diff / spread if spread > 0 else math.inf * np.sign(diff), verdict=verdict,
+                         diff_in_spreads=diff / spread if spread > 0 else math.inf * np.sign(diff) if diff else 0.0, verdict=verdict,
                          seeds_ahead=f"{int((paired > 0).sum())}/{len(paired)}",
                          paired_sd=float(paired.std(ddof=1)) if len(paired) > 1 else np.nan))
     cols = ["variant", "source", "mean", "sd", "diff", "spread", "diff_in_spreads", "verdict", "seeds_ahead", "paired_sd"]
