@@ -145,7 +145,7 @@ def _control_ns(helps, tables: dict, control: str, like) -> tuple:
     "Where a teacher control (untrained or 600-step teachers) stands at the (metric, N) where arms `like(arm)` help: (Ns it helps too, Ns it has an interval)."
     ctrl = {(m, r.pairs): r for m, t in tables.items() for _, r in t[t.arm == control].iterrows()}
     at = [ctrl[(m, r.pairs)] for m, r in helps if like(r.arm) and (m, r.pairs) in ctrl]
-    ns = lambda rows: sorted({f"N={c.pairs}" for c in rows})
+    ns = lambda rows: [f"N={n}" for n in sorted({int(c.pairs) for c in rows})]   # by number: N=4 before N=16
     return ns(c for c in at if c.verdict == "helps"), ns(c for c in at if not np.isnan(c.p))
 
 def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
@@ -200,8 +200,10 @@ def _follow_up(tables: dict, df) -> str:
         for kind, (who, if_same, if_not) in words.items():
             for c in [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == kind and c in set(df.variant)]:
                 same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
-                if same: s += f"; {who} on the same settings ({c}) help as well at {', '.join(same)}{if_same}"
-                elif ran: s += f"; {who} on the same settings ({c}) do not help detectably at {', '.join(ran)}{if_not}"
+                apart = [n for n in ran if n not in same]   # where the control ran and does not help as well
+                said = ([f"do not help detectably at {', '.join(apart)}{if_not}"] if apart else []) + \
+                       ([f"help as well at {', '.join(same)}{if_same}"] if same else [])
+                if said: s += f"; {who} on the same settings ({c}) " + ", but ".join(said)
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
