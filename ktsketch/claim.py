@@ -209,13 +209,16 @@ def _follow_up(tables: dict, df) -> str:
 
 # %% ../nbs/11b_claim.ipynb #ee982c5c
 def save_report(csv, # a grid's CSV; the PNGs and the text go next to it, named after it
-                dpi: int = 110) -> list:
+                dpi: int = 110,
+                figures: bool = True, # False: the text alone (what we commit of a grid on real faces: numbers, no pictures)
+               ) -> list:
     "Write <csv stem>_curves.png, <csv stem>_differences.png and <csv stem>_conclusion.md next to the CSV; return their paths."
     import matplotlib.pyplot as plt
     csv = Path(csv)
     df = results_frame(csv)
     paths = []
-    for name, fig in (("curves", plot_curves(df)), ("differences", plot_differences(df))):
+    for name, plot in (("curves", plot_curves), ("differences", plot_differences)) if figures else ():
+        fig = plot(df)
         p = csv.with_name(f"{csv.stem}_{name}.png")
         atomic_write(p, lambda fh, f=fig: f.savefig(fh, format="png", dpi=dpi)); plt.close(fig); paths.append(p)
     lines = [f"# {csv.name}", "", conclusion(df), ""]

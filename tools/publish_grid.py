@@ -10,6 +10,12 @@ sentence. Re-execute notebooks 11, 11b, index and 10 afterwards: they print that
     python tools/publish_grid.py /path/to/runs NAME  # a side table (e.g. fresh_seeds_n4): only nbs/results/grid_synth/NAME.csv
 
 writes a side table read by notebook 11 (no figures, not packaged, not part of the conclusion).
+
+    python tools/publish_grid.py /path/to/grid --real NAME --teachers LABEL   # a grid on real faces
+
+writes nbs/results/NAME/ablation.csv and its conclusion text, numbers only: no figure (nothing made from the real
+faces but their scores goes into the repository), not packaged; LABEL replaces the teachers column (the local
+folder the grid's teachers came from means nothing to a reader).
 """
 from __future__ import annotations
 import shutil, sys
@@ -38,6 +44,16 @@ def publish_side(grid, name, dest=ROOT / "nbs" / "results" / "grid_synth"):
     rows = _rows(grid)
     print(len(rows), "rows ->", write_results(rows, Path(dest) / f"{name}.csv"))
 
+def publish_real(grid, name, teachers, dest=ROOT / "nbs" / "results"):
+    rows = [dict(r, teachers=teachers) for r in _rows(grid)]
+    table = write_results(rows, Path(dest) / name / "ablation.csv")
+    print(len(rows), "rows ->", table)
+    for p in save_report(table, figures=False): print(p)
+    print(conclusion(table))
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3): sys.exit(__doc__)
-    publish(sys.argv[1]) if len(sys.argv) == 2 else publish_side(*sys.argv[1:])
+    args = sys.argv[1:]
+    if len(args) == 5 and args[1] == "--real" and args[3] == "--teachers": publish_real(args[0], args[2], args[4])
+    elif len(args) in (1, 2) and not any(a.startswith("--") for a in args):
+        publish(args[0]) if len(args) == 1 else publish_side(*args)
+    else: sys.exit(__doc__)
