@@ -176,8 +176,10 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
     else:
         s = f"{where}, knowledge transfer helps in {len(helps)} of {total} comparisons: " + "; ".join(_effect(r, m) for m, r in helps)
         same, ran = _control_ns(helps, tables, "teacher_random", lambda a: a in ("teacher", "kt"))
-        if same: s += f", but untrained teachers help as well at {', '.join(same)}, so that gain is regularisation, not knowledge"
-        elif ran: s += ", and untrained teachers do not help where the trained ones do"
+        apart = [n for n in ran if n not in same]   # where the control ran and does not help as well: both sides are said
+        said = ([f"do not help detectably at {', '.join(apart)}, where the trained ones do"] if apart else []) + \
+               ([f"help as well at {', '.join(same)}, so there that gain is regularisation, not knowledge"] if same else [])
+        if said: s += ", and untrained teachers (teacher_random) " + ", but ".join(said)
     if hurts: s += f"; it hurts in {len(hurts)}: " + "; ".join(_effect(r, m) for m, r in hurts)
     if helps and total - len(helps) - len(hurts): s += f"; the other {total - len(helps) - len(hurts)} show no detectable difference"
     return s + "." + _follow_up(tables, df)
