@@ -32,24 +32,24 @@ def _rows(grid) -> list:
     if not rows: sys.exit(f"publish_grid: {grid}: no finished runs")
     return rows
 
-def publish(grid, dest=ROOT / "nbs" / "results" / "grid_synth", package=ROOT / "ktsketch" / "results" / "grid_synth.csv"):
-    rows = _rows(grid)
-    table = write_results(rows, Path(dest) / "ablation.csv")
+def _report(rows, table, figures=True) -> Path:
+    "Write the rows to `table`, its report (figures too unless `figures=False`) next to it; print what was written and the sentence."
+    table = write_results(rows, table)
     print(len(rows), "rows ->", table)
-    for p in save_report(table): print(p)
-    shutil.copyfile(table, package); print("copied ->", package)
+    for p in save_report(table, figures=figures): print(p)
     print(conclusion(table))
+    return table
+
+def publish(grid, dest=ROOT / "nbs" / "results" / "grid_synth", package=ROOT / "ktsketch" / "results" / "grid_synth.csv"):
+    table = _report(_rows(grid), Path(dest) / "ablation.csv")
+    shutil.copyfile(table, package); print("copied ->", package)
 
 def publish_side(grid, name, dest=ROOT / "nbs" / "results" / "grid_synth"):
     rows = _rows(grid)
     print(len(rows), "rows ->", write_results(rows, Path(dest) / f"{name}.csv"))
 
 def publish_real(grid, name, teachers, dest=ROOT / "nbs" / "results"):
-    rows = [dict(r, teachers=teachers) for r in _rows(grid)]
-    table = write_results(rows, Path(dest) / name / "ablation.csv")
-    print(len(rows), "rows ->", table)
-    for p in save_report(table, figures=False): print(p)
-    print(conclusion(table))
+    _report([dict(r, teachers=teachers) for r in _rows(grid)], Path(dest) / name / "ablation.csv", figures=False)
 
 if __name__ == "__main__":
     args = sys.argv[1:]
