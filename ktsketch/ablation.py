@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_does_kt_help.ipynb #2f3dbc8c
 from __future__ import annotations
-import copy, csv, hashlib, io, math, os, shutil, time
+import copy, csv, hashlib, io, math, os, shutil, signal, threading, time
 from dataclasses import replace
 from dataclasses import dataclass, field
 from importlib import resources
@@ -550,10 +550,23 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
             f"s2p FSIM {row['s2p_fsim']:.4f} L1 {row['s2p_l1']:.4f}  ({row['seconds']:.0f} s)")
     return merge_results(out, log)
 
-def _ablate_worker(kwargs: dict, threads: int) -> int:
-    "One worker process of `run_ablation_parallel`: its own torch threads, its share of the grid."
+def _watch_parent(ppid: int, every: float = 1.0) -> None:
+    "In a worker: end this process once the grid's process that started it is gone (`kill -9` of the grid leaves no worker running)."
+    while os.getppid() == ppid: time.sleep(every)
+    os._exit(143)     # its part file is written atomically: a run cut short here is simply redone
+
+def _ablate_worker(kwargs: dict, threads: int, ppid: int = None) -> int:
+    "One worker process of `run_ablation_parallel`: its own torch threads, its share of the grid; it ends with the grid's process."
+    if ppid is not None: threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
     torch.set_num_threads(threads)
     return len(run_ablation(**kwargs))
+
+def _stop_workers(ex) -> None:
+    "Terminate a process pool's workers now (Python 3.14's `terminate_workers`; before it, the pool's own table of processes)."
+    if hasattr(ex, "terminate_workers"): return ex.terminate_workers()
+    for p in list((getattr(ex, "_processes", None) or {}).values()): p.terminate()
+
+def _sigterm(signum, frame): raise KeyboardInterrupt("by SIGTERM")
 
 def run_ablation_parallel(out, workers: int = 2, # processes, each with a static share of the runs (run i goes to worker i mod K)
                           threads: int = 1, # torch threads per worker
@@ -565,9 +578,17 @@ def run_ablation_parallel(out, workers: int = 2, # processes, each with a static
     log = kwargs.pop("log", print)
     run_ablation(out, **kwargs, log=log, prepare_only=True)
     kwargs = {**kwargs, "progress": False}
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-        jobs = [ex.submit(_ablate_worker, dict(kwargs, out=out, worker=(i, workers)), threads) for i in range(workers)]
+    ex = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm) if main else None   # `kill` stops the grid as Ctrl-C does
+    try:
+        jobs = [ex.submit(_ablate_worker, dict(kwargs, out=out, worker=(i, workers)), threads, os.getpid()) for i in range(workers)]
         for j in jobs: j.result()
+    except BaseException:      # Ctrl-C, `kill`, or one worker's error: no worker goes on using the cores and writing the folder
+        _stop_workers(ex); raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+        if main: signal.signal(signal.SIGTERM, previous)
     return merge_results(out, log)
 
 # %% ../nbs/11_does_kt_help.ipynb #27ad328d

@@ -1,6 +1,6 @@
 """The command line end to end, as a user runs it: the demo, train, translate, and every user error."""
 from __future__ import annotations
-import html, json
+import html, json, os
 from pathlib import Path
 import pytest
 from conftest import run_cli
@@ -180,3 +180,47 @@ def test_ctrl_c_checkpoints_and_resume_continues(tmp_path):
     r = run_cli("train", "--out", out, "--resume", "--steps", step + 1, "--pairs", "2", "--test_pairs", "4", "--device", "cpu")
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "metrics.json").read_text())["steps"] == step + 1
+
+def _workers_of(pid: int) -> list[int]:
+    "Linux: the grid's worker processes, the children of `pid` that multiprocessing spawned (not its resource tracker)."
+    kids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit(): continue
+        try: stat, cmd = (d / "stat").read_text(), (d / "cmdline").read_bytes().decode(errors="replace")
+        except OSError: continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and "spawn_main" in cmd and "resource_tracker" not in cmd:
+            kids.append(int(d.name))
+    return kids
+
+def _running(pid: int) -> bool:
+    "The process exists and is not a zombie waiting to be reaped."
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError: return False
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_ablate_workers_end_with_the_grid(tmp_path, sig):
+    "`kill` or `kill -9` of `ktsketch ablate --workers 2`: no worker runs on (using the cores, writing the folder) behind the user's back."
+    import signal, subprocess, time
+    from conftest import ktsketch_exe
+    args = ["ablate", "--variants", "pixel", "--seeds", "2", "--workers", "2", "--threads", "1", "--out", tmp_path / "g",
+            *ABLATE_TINY]
+    args[args.index("--steps") + 1] = "1000000"                           # runs that would not end by themselves
+    p = subprocess.Popen(ktsketch_exe() + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(workers) < 2 and p.poll() is None:
+            time.sleep(0.5); workers = _workers_of(p.pid)
+        assert len(workers) == 2, (workers, p.poll())
+        time.sleep(5)                                                       # both are training now
+        p.send_signal(getattr(signal, sig))
+        rc = p.wait(120)
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_running(w) for w in workers): time.sleep(0.5)
+        assert not any(_running(w) for w in workers), f"workers still running after {sig} of the grid"
+        if sig == "SIGTERM": assert rc == 130 and "interrupted by SIGTERM" in p.stderr.read(), rc
+    finally:
+        if p.poll() is None: p.kill()
+        for w in workers:                                                   # a failing test leaves nothing running either
+            if _running(w): os.kill(w, signal.SIGKILL)
