@@ -469,6 +469,11 @@ def _runs(variants, pairs, seeds) -> list:
     "Every (variant, N, seed) of a grid in a fixed order: seed by seed, so a grid cut short holds whole seeds."
     return [(v, n, s) for s in seeds for n in pairs for v in variants]
 
+def _share(runs, n_variants: int, worker) -> list:
+    "Worker i of K's runs: each block (one N of one seed, every arm once) deals its arms round the workers, one worker further on in the next block."
+    i, k = worker     # so that every worker gets every arm about as often (with runs i, i+K, ... two workers and two arms split by arm)
+    return [r for j, r in enumerate(runs) if (j % n_variants + j // n_variants) % k == i]
+
 def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a rerun continues where it stopped)
                  variants=tuple(VARIANTS), # which arms
                  data: str = "synthetic", # synthetic, cufs, cufsf or a data set folder
@@ -482,7 +487,7 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
                  n_val: int = 32, n_test: int = 100, n_pool: int = 2000,
                  photo_pool=None, sketch_pool=None, # real data: folders of unpaired images
                  eval_every: int = 100, device=None, progress: bool = True, log=print,
-                 worker: tuple = None, # (i, K): run only runs i, i+K, i+2K, ... of the grid, rows to this worker's part file
+                 worker: tuple = None, # (i, K): run only worker i's share of the grid (`_share`), rows to this worker's part file
                  nlda_splits: int = 20, # NLDA's random splits per run
                  prepare_only: bool = False, # only make what the runs share (teachers trained here, autoencoders), e.g. before workers start
                 ) -> list: # every row of the grid's folder
@@ -502,7 +507,7 @@ def run_ablation(out, # the folder: ablation.csv, teachers/, autoencoders/ (a re
     _check_settings(rows, settings, out)
     mine = out / (_part_name(worker) if worker else "ablation.csv")
     grid = _runs(variants, ns, seeds)
-    if worker: grid = grid[worker[0]::worker[1]]
+    if worker: grid = _share(grid, len(variants), worker)
     done = {run_key(r) for r in rows}
     todo = [(v, n, s) for v, n, s in grid
             if run_key({**settings, "variant": v, "pairs": n * VARIANTS[v].pairs_factor, "seed": s}) not in done]
@@ -568,7 +573,7 @@ def _stop_workers(ex) -> None:
 
 def _sigterm(signum, frame): raise KeyboardInterrupt("by SIGTERM")
 
-def run_ablation_parallel(out, workers: int = 2, # processes, each with a static share of the runs (run i goes to worker i mod K)
+def run_ablation_parallel(out, workers: int = 2, # processes, each with a static share of the runs (`_share`: every arm about equally often)
                           threads: int = 1, # torch threads per worker
                           **kwargs, # run_ablation's arguments
                          ) -> list: # every row of the grid's folder, merged into out/ablation.csv
