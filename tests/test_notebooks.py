@@ -57,7 +57,7 @@ def data(cell, i=0): return cell.outputs[i].get("data", {})
 
 def test_the_tool_saves_outputs_marks_slow_cells_and_finds_stale_ones(tmp_path):
     p = small_notebook(tmp_path / "small.ipynb")
-    done = ex.execute(p, quiet=True)
+    done = ex.execute(p, quiet=True, timeout=300)    # a cell that hangs fails the test in minutes, not CI's hour
     nb = read(p)
     assert done["fast"] == 6 and done["slow_not_run"] == 1 and done["never"] == 1
     c = nb.cells
@@ -74,12 +74,12 @@ def test_the_tool_saves_outputs_marks_slow_cells_and_finds_stale_ones(tmp_path):
     assert ex.nbdev_cleaned(nb) == p.read_text(encoding="utf-8")     # nbdev_clean would change nothing
 
     # --slow runs the slow cell, stamps it, and later fast runs keep what it showed while its source is unchanged
-    ex.execute(p, slow=True, quiet=True)
+    ex.execute(p, slow=True, quiet=True, timeout=300)
     first = read(p).cells[3]
     assert "from a real run" in data(first)["text/markdown"] and "--slow" in data(first)["text/markdown"]
     assert first.outputs[1].text == "the slow cell ran\n" and data(first, 2)["text/plain"] == "43"
     assert first.metadata["ktsketch"]["slow"]["command"].endswith("--slow " + str(p))
-    done = ex.execute(p, slow=False, quiet=True)
+    done = ex.execute(p, slow=False, quiet=True, timeout=300)
     assert done["slow_kept"] == 1 and read(p).cells[3] == first
 
     # edits the hashes see: a changed cell, a new cell, a removed cell
