@@ -148,6 +148,12 @@ def _control_ns(helps, tables: dict, control: str, like) -> tuple:
     ns = lambda rows: [f"N={n}" for n in sorted({int(c.pairs) for c in rows})]   # by number: N=4 before N=16
     return ns(c for c in at if c.verdict == "helps"), ns(c for c in at if not np.isnan(c.p))
 
+def _control_words(same, ran, if_not: str, if_same: str) -> str:
+    "Both sides of a control: where it ran and does not help as well (then `if_not`), and where it helps as well (then `if_same`)."
+    apart = [n for n in ran if n not in same]
+    return ", but ".join(([f"do not help detectably at {', '.join(apart)}{if_not}"] if apart else []) +
+                         ([f"help as well at {', '.join(same)}{if_same}"] if same else []))
+
 def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
                alpha: float = 0.05) -> str:
     "One plain sentence from the numbers: where the paper's arms help or hurt on the primary metrics, after Holm's correction."
@@ -176,10 +182,8 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
     else:
         s = f"{where}, knowledge transfer helps in {len(helps)} of {total} comparisons: " + "; ".join(_effect(r, m) for m, r in helps)
         same, ran = _control_ns(helps, tables, "teacher_random", lambda a: a in ("teacher", "kt"))
-        apart = [n for n in ran if n not in same]   # where the control ran and does not help as well: both sides are said
-        said = ([f"do not help detectably at {', '.join(apart)}, where the trained ones do"] if apart else []) + \
-               ([f"help as well at {', '.join(same)}, so there that gain is regularisation, not knowledge"] if same else [])
-        if said: s += ", and untrained teachers (teacher_random) " + ", but ".join(said)
+        said = _control_words(same, ran, ", where the trained ones do", ", so there that gain is regularisation, not knowledge")
+        if said: s += ", and untrained teachers (teacher_random) " + said
     if hurts: s += f"; it hurts in {len(hurts)}: " + "; ".join(_effect(r, m) for m, r in hurts)
     if helps and total - len(helps) - len(hurts): s += f"; the other {total - len(helps) - len(hurts)} show no detectable difference"
     return s + "." + _follow_up(tables, df)
@@ -202,10 +206,8 @@ def _follow_up(tables: dict, df) -> str:
         for kind, (who, if_same, if_not) in words.items():
             for c in [c for c in VARIANTS if VARIANTS[c].follow_up and VARIANTS[c].teachers == kind and c in set(df.variant)]:
                 same, ran = _control_ns(helps, tables, c, lambda a: VARIANTS[a].overrides == VARIANTS[c].overrides)
-                apart = [n for n in ran if n not in same]   # where the control ran and does not help as well
-                said = ([f"do not help detectably at {', '.join(apart)}{if_not}"] if apart else []) + \
-                       ([f"help as well at {', '.join(same)}{if_same}"] if same else [])
-                if said: s += f"; {who} on the same settings ({c}) " + ", but ".join(said)
+                said = _control_words(same, ran, if_not, if_same)
+                if said: s += f"; {who} on the same settings ({c}) " + said
     if hurts: s += f"; {len(hurts)} hurt: " + "; ".join(_effect(r, m) for m, r in hurts)
     return s + "."
 
