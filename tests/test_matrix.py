@@ -176,7 +176,7 @@ def _memory(gib):
 
 def _help_marks_required(command, options):
     def check(tmp, out):
-        usage = out.split("\n\n")[0]
+        usage = " ".join(out.split("\n\n")[0].split())      # argparse wraps it at the terminal's width
         for o in options:
             assert re.search(rf"(?<!\[)--{o} {o.upper()}", usage), (o, usage)                 # no brackets: required
             described = re.search(rf"\n  --{o} {o.upper()}(.*?)(\n  -|\Z)", out, re.S).group(1)
