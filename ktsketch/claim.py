@@ -176,9 +176,12 @@ def conclusion(csv, # a grid's ablation.csv (or a DataFrame)
     hurts = [(m, r) for m, t in mine.items() for _, r in t[t.verdict == "hurts"].iterrows()]
     total = sum(len(t) for t in mine.values())
     if not helps:
-        best = max(((m, r) for m, t in mine.items() for _, r in t.iterrows() if not np.isnan(r.p)), key=lambda x: x[1]["diff"])
+        rest = [(m, r) for m, t in mine.items() for _, r in t.iterrows() if not np.isnan(r.p) and r.verdict != "hurts"]
+        best = max(rest, key=lambda x: x[1]["diff"]) if rest else None    # the hurts are listed below; none is "within chance"
+        near = "" if best is None else (f" ({'the largest gain' if best[1]['diff'] > 0 else 'the nearest to pixel'}, "
+                                        f"{_effect(best[1], best[0])}, is within chance)")
         s = (f"{where}, knowledge transfer does not help detectably: none of {', '.join(arms)} beats pixel on photo->sketch or "
-             f"sketch->photo FSIM in any of the {total} comparisons (the largest gain, {_effect(best[1], best[0])}, is within chance)")
+             f"sketch->photo FSIM in any of the {total} comparisons{near}")
     else:
         s = f"{where}, knowledge transfer helps in {len(helps)} of {total} comparisons: " + "; ".join(_effect(r, m) for m, r in helps)
         same, ran = _control_ns(helps, tables, "teacher_random", lambda a: a in ("teacher", "kt"))
